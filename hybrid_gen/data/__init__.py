@@ -1,2 +1,4 @@
 "Data sets as named tensors: containers and samplers (`core`), styled digits, cartoon faces, the 2-D toy set, real data loaders."
 from .core import to_signed, from_signed, TensorData, split, Batches
+from .digits import (FACTOR_NAMES, REFERENCE_STYLE, digits8, digits32, styled_digits, reference_digits,
+                     unlabelled_style_pairs, render_digits, sample_styles, upsample_digits, visible_colour)
