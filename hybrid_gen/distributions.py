@@ -7,13 +7,13 @@ __all__ = ['LOG_2PI', 'sum_except_batch', 'gaussian_sample', 'gaussian_log_prob'
            'kl_gaussians', 'laplace_log_prob', 'bernoulli_log_prob', 'log_mean_exp', 'GaussianMixture',
            'depth_log_prob']
 
-# %% ../nbs/00_foundations/00_distributions.ipynb #f12a8232
+# %% ../nbs/00_foundations/00_distributions.ipynb #5bebbd4a
 import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/00_foundations/00_distributions.ipynb #3b2693a4
+# %% ../nbs/00_foundations/00_distributions.ipynb #fcdd38dc
 LOG_2PI = math.log(2 * math.pi)
 
 def sum_except_batch(t: torch.Tensor, # tensor of shape (B, ...)
@@ -21,14 +21,14 @@ def sum_except_batch(t: torch.Tensor, # tensor of shape (B, ...)
     "Sum `t` over every dimension except the first."
     return t.reshape(t.shape[0], -1).sum(1)
 
-# %% ../nbs/00_foundations/00_distributions.ipynb #2bc74f8b
+# %% ../nbs/00_foundations/00_distributions.ipynb #da47333f
 def gaussian_sample(mu: torch.Tensor, # mean, any shape
                     logvar: torch.Tensor, # log-variance, broadcastable to `mu`
                    ) -> torch.Tensor: # a sample with the shape of `mu`, differentiable in both
     "Reparameterised sample `mu + exp(logvar/2) * eps`, `eps ~ N(0, I)`."
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
-# %% ../nbs/00_foundations/00_distributions.ipynb #ff2940f6
+# %% ../nbs/00_foundations/00_distributions.ipynb #7141ef8f
 def gaussian_log_prob(x: torch.Tensor, # observations (B, ...)
                       mu: torch.Tensor, # mean, broadcastable to `x`
                       logvar: torch.Tensor|float, # log-variance, broadcastable to `x`
@@ -38,13 +38,13 @@ def gaussian_log_prob(x: torch.Tensor, # observations (B, ...)
     lp = -0.5 * (LOG_2PI + logvar + ((x - mu) * torch.exp(-0.5 * logvar))**2)
     return sum_except_batch(lp)
 
-# %% ../nbs/00_foundations/00_distributions.ipynb #008bd509
+# %% ../nbs/00_foundations/00_distributions.ipynb #feb1b353
 def gaussian_entropy(logvar: torch.Tensor, # log-variance (B, ...)
                     ) -> torch.Tensor: # (B,) differential entropy in nats
     "Entropy of a diagonal Gaussian, summed over all non-batch dims."
     return sum_except_batch(0.5 * (1 + LOG_2PI + logvar))
 
-# %% ../nbs/00_foundations/00_distributions.ipynb #aeb9233b
+# %% ../nbs/00_foundations/00_distributions.ipynb #c86dfe5d
 def kl_std_normal(mu: torch.Tensor, # posterior mean (B, ...)
                   logvar: torch.Tensor, # posterior log-variance (B, ...)
                  ) -> torch.Tensor: # (B,) KL(N(mu, exp(logvar)) || N(0, I)) in nats
@@ -60,7 +60,7 @@ def kl_gaussians(mu_q: torch.Tensor, # mean of q (B, ...)
     kl = 0.5 * (logvar_p - logvar_q + torch.exp(logvar_q - logvar_p) + ((mu_q - mu_p) * torch.exp(-0.5 * logvar_p))**2 - 1)
     return sum_except_batch(kl)
 
-# %% ../nbs/00_foundations/00_distributions.ipynb #6b87767b
+# %% ../nbs/00_foundations/00_distributions.ipynb #08aa9872
 def laplace_log_prob(x: torch.Tensor, # observations (B, ...)
                      mu: torch.Tensor, # location, broadcastable to `x`
                      scale: float|torch.Tensor=1.0, # scale b > 0 (float or broadcastable tensor)
@@ -70,7 +70,7 @@ def laplace_log_prob(x: torch.Tensor, # observations (B, ...)
     lp = -torch.log(2 * scale) - (x - mu).abs() / scale
     return sum_except_batch(lp)
 
-# %% ../nbs/00_foundations/00_distributions.ipynb #512b4096
+# %% ../nbs/00_foundations/00_distributions.ipynb #36ab3369
 def bernoulli_log_prob(x: torch.Tensor, # observations in [0, 1] (B, ...); non-binary values = continuous relaxation
                        logits: torch.Tensor, # logits l, broadcastable to `x`
                       ) -> torch.Tensor: # (B,) log-probability in nats
@@ -78,14 +78,14 @@ def bernoulli_log_prob(x: torch.Tensor, # observations in [0, 1] (B, ...); non-b
     lp = x * logits - F.softplus(logits)
     return sum_except_batch(lp)
 
-# %% ../nbs/00_foundations/00_distributions.ipynb #8764d2f9
+# %% ../nbs/00_foundations/00_distributions.ipynb #9fbd00b0
 def log_mean_exp(logw: torch.Tensor, # log-values, e.g. importance log-weights (K, B)
                  dim: int=0, # dimension to average over
                 ) -> torch.Tensor: # log of the mean of exp(logw) along `dim`
     "Numerically stable `log(mean(exp(logw), dim))`."
     return torch.logsumexp(logw, dim) - math.log(logw.shape[dim])
 
-# %% ../nbs/00_foundations/00_distributions.ipynb #eaee768d
+# %% ../nbs/00_foundations/00_distributions.ipynb #6cc09bb1
 class GaussianMixture(nn.Module):
     "Mixture of `n_classes` diagonal Gaussians in `dim` dims: learnable means, softplus std devs."
     def __init__(self,
@@ -139,7 +139,7 @@ class GaussianMixture(nn.Module):
         dev2 = (self.mu - m.unsqueeze(-2))**2  # (mu_c - m)^2: (C, D) or (B, C, D)
         return m, w @ self.var + (w.unsqueeze(-2) @ dev2).squeeze(-2)  # within + between
 
-# %% ../nbs/00_foundations/00_distributions.ipynb #7a75a84c
+# %% ../nbs/00_foundations/00_distributions.ipynb #51a86fe2
 def depth_log_prob(x: torch.Tensor, # depth values (B, ...); values at unobserved pixels are ignored (may be NaN)
                    observed: torch.Tensor, # mask (B, ...), True/1 where the pixel was observed
                    mu: torch.Tensor, # Gaussian mean of the depth where observed

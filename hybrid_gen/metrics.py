@@ -8,7 +8,7 @@ __all__ = ['MS_SSIM_WEIGHTS', 'iw_log_likelihood', 'batched', 'recon_error', 'ms
            'intra_class_diversity', 'discretize', 'discrete_factors', 'mutual_info_matrix', 'mig', 'dci_importance',
            'dci', 'sap_matrix', 'sap', 'factor_vae_score', 'beta_vae_score']
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #d7ff15f2
+# %% ../nbs/00_foundations/04_metrics.ipynb #f47d9140
 import math
 import numpy as np
 import torch
@@ -20,14 +20,14 @@ from sklearn.metrics import mutual_info_score, balanced_accuracy_score
 from sklearn.preprocessing import StandardScaler
 from .distributions import log_mean_exp, sum_except_batch
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #2a477a56
+# %% ../nbs/00_foundations/04_metrics.ipynb #05597a45
 def iw_log_likelihood(log_w: torch.Tensor, # log importance weights log p(x,z_k) - log q(z_k|x), shape (K, B)
                      ) -> torch.Tensor: # (B,) estimate of log p(x)
     "Importance-weighted estimate of log p(x): logsumexp over K samples minus log K."
     if log_w.dim() != 2: raise ValueError(f"expected log-weights of shape (K, B), got {tuple(log_w.shape)}")
     return log_mean_exp(log_w, 0)
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #74a021a1
+# %% ../nbs/00_foundations/04_metrics.ipynb #d8a2bc7c
 def batched(fn, # function of the sliced tensors, returning a tensor or a tuple of tensors
             *tensors: torch.Tensor, # inputs sharing their first dimension
             batch_size: int=256, # slice size
@@ -41,7 +41,7 @@ def batched(fn, # function of the sliced tensors, returning a tensor or a tuple 
     if isinstance(outs[0], (tuple, list)): return type(outs[0])(torch.cat(o) for o in zip(*outs))
     return torch.cat(outs)
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #d43bdf0e
+# %% ../nbs/00_foundations/04_metrics.ipynb #f29837ce
 def recon_error(x: torch.Tensor, # images (B, ...)
                 x_hat: torch.Tensor, # reconstructions, same shape
                ) -> torch.Tensor: # (B,) sum of squared errors
@@ -55,7 +55,7 @@ def mse_per_pixel(x: torch.Tensor, # images (B, ...)
     "Mean squared error per example, averaged over all values."
     return recon_error(x, x_hat) / x[0].numel()
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #6a8ac49f
+# %% ../nbs/00_foundations/04_metrics.ipynb #4333d070
 def _np(a):
     "A float64 numpy copy of a tensor or array."
     return a.detach().cpu().double().numpy() if torch.is_tensor(a) else np.asarray(a, dtype=np.float64)
@@ -84,7 +84,7 @@ def logistic_probe_accuracy(f_train, # training features (N, D)
     clf = LogisticRegression(C=C, max_iter=2000).fit(sc.transform(_np(f_train)), _np(y_train).astype(int))
     return float((clf.predict(sc.transform(_np(f_test))) == _np(y_test).astype(int)).mean())
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #6732ad47
+# %% ../nbs/00_foundations/04_metrics.ipynb #3fc1037d
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 def gaussian_window(size: int=7, # window width (odd)
@@ -129,7 +129,7 @@ def ms_ssim(x: torch.Tensor, # images (B, C, H, W)
         if j < scales - 1: x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
     return out.float()
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #1bf4071d
+# %% ../nbs/00_foundations/04_metrics.ipynb #09b5718e
 def inception_score(probs: torch.Tensor, # class probabilities p(y|x) of generated images (N, C)
                     splits: int=1, # number of groups to average over
                    ): # (mean IS, std IS over splits)
@@ -142,7 +142,7 @@ def inception_score(probs: torch.Tensor, # class probabilities p(y|x) of generat
         scores.append(kl.mean().exp().item())
     return float(np.mean(scores)), float(np.std(scores))
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #d67cdcdf
+# %% ../nbs/00_foundations/04_metrics.ipynb #68eaae76
 def pairwise_ms_ssim(x: torch.Tensor, # images (N, C, H, W)
                      batch_size: int=512, # pairs per call
                      **kw, # passed to `ms_ssim`
@@ -168,7 +168,7 @@ def intra_class_diversity(x: torch.Tensor, # generated images (N, C, H, W)
         out[c] = 1 - mean.item()
     return out, float(np.mean(list(out.values())))
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #4e7118b6
+# %% ../nbs/00_foundations/04_metrics.ipynb #ccbb4d08
 def discretize(a, # values (N,) or (N, K)
                bins: int=20, # number of equal-width bins per column
               ) -> np.ndarray: # integer bin indices (N, K) in 0..bins-1
@@ -188,7 +188,7 @@ def discrete_factors(v, # factors (N,) or (N, K)
     cols = [np.unique(c, return_inverse=True)[1] if len(np.unique(c)) <= bins else discretize(c, bins)[:, 0] for c in v.T]
     return np.stack(cols, 1).astype(np.int64)
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #30582d3c
+# %% ../nbs/00_foundations/04_metrics.ipynb #8b229bc0
 def mutual_info_matrix(codes, # latent codes (N, D)
                        factors, # factors (N, K)
                        bins: int=20, # bins for codes and continuous factors
@@ -209,7 +209,7 @@ def mig(codes, # latent codes (N, D)
     second = top[1] if len(top) > 1 else 0.
     return float(np.mean((top[0] - second) / np.maximum(h, 1e-12)))
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #99a61a11
+# %% ../nbs/00_foundations/04_metrics.ipynb #ff662f0c
 def _entropy_rows(p, base):
     "Entropy of each row of a row-stochastic matrix, in log base `base`."
     with np.errstate(divide='ignore', invalid='ignore'):
@@ -254,7 +254,7 @@ def dci(codes, # latent codes (N, D)
     return dict(disentanglement=float((rho * d_j).sum()), completeness=float(c_k.mean()),
                 informativeness=float(np.clip(r2, 0, 1).mean()), R=R)
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #e4507a15
+# %% ../nbs/00_foundations/04_metrics.ipynb #54386c96
 def sap_matrix(codes, # latent codes (N, D)
                factors, # factors (N, K)
                discrete=False, # bool, or one bool per factor: categorical factors
@@ -286,7 +286,7 @@ def sap(codes, # latent codes (N, D)
     S = np.sort(sap_matrix(codes, factors, discrete, **kw), 0)[::-1]
     return float(np.mean(S[0] - (S[1] if len(S) > 1 else 0.)))
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #6ccc6b99
+# %% ../nbs/00_foundations/04_metrics.ipynb #bae16e08
 class _SameValue:
     "Draw, for anchor examples, random partners sharing their value of factor k (vectorised)."
     def __init__(self, v): # v: (N, K) integer factors
@@ -322,7 +322,7 @@ def factor_vae_score(codes, # latent codes (N, D)
     clf = counts.argmax(1)
     return float(np.mean([clf[d] == k for d, k in (vote() for _ in range(n_eval))]))
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #0d7962f6
+# %% ../nbs/00_foundations/04_metrics.ipynb #a36f2ec7
 def beta_vae_score(codes, # latent codes (N, D)
                    factors, # ground-truth factors (N, K)
                    bins: int=10, # bins for continuous factors

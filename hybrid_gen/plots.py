@@ -6,14 +6,14 @@
 __all__ = ['image_grid', 'show_images', 'save_fig', 'landmark_positions', 'show_landmarks', 'interpolate', 'traversal_codes',
            'traversal_grid']
 
-# %% ../nbs/00_foundations/05_plots.ipynb #7d2e001c
+# %% ../nbs/00_foundations/05_plots.ipynb #c3eb39bc
 import math, os
 from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
 
-# %% ../nbs/00_foundations/05_plots.ipynb #188841e3
+# %% ../nbs/00_foundations/05_plots.ipynb #92d8671b
 def _to_numpy_images(x):
     "Images as a float numpy array (N, C, H, W) clipped to [0, 1]; accepts (N,C,H,W), (C,H,W) or (N,H,W)."
     x = x.detach().float().cpu().numpy() if torch.is_tensor(x) else np.asarray(x, dtype=np.float32)
@@ -37,7 +37,7 @@ def image_grid(x, # images (N, C, H, W) in [0, 1], tensor or array
         grid[r0:r0 + h, c0:c0 + w] = x[i].transpose(1, 2, 0)
     return grid
 
-# %% ../nbs/00_foundations/05_plots.ipynb #a7002044
+# %% ../nbs/00_foundations/05_plots.ipynb #3853783d
 def show_images(x, # images (N, C, H, W) in [0, 1]
                 nrow: int=8, # images per row
                 title: str=None, # axis title
@@ -54,7 +54,7 @@ def show_images(x, # images (N, C, H, W) in [0, 1]
     if title: ax.set_title(title)
     return ax
 
-# %% ../nbs/00_foundations/05_plots.ipynb #15792cf9
+# %% ../nbs/00_foundations/05_plots.ipynb #61a153f6
 def save_fig(fig, # matplotlib figure
              path, # destination, e.g. 'out/samples.png'
              dpi: int=150, # resolution
@@ -66,7 +66,7 @@ def save_fig(fig, # matplotlib figure
     os.replace(tmp, path)
     return path
 
-# %% ../nbs/00_foundations/05_plots.ipynb #e5e3ebf6
+# %% ../nbs/00_foundations/05_plots.ipynb #ddd835a6
 def landmark_positions(h, # landmarks (N, 2K) as (u, v) pairs in units of the image size
                        shape, # image (H, W)
                        nrow: int=8, # images per row of the grid
@@ -96,7 +96,7 @@ def show_landmarks(x, # images (N, C, H, W) in [0, 1]
         ax.scatter(q[:, 0], q[:, 1], s=size, c='red', marker='x', linewidths=1, label='predicted')
     return ax
 
-# %% ../nbs/00_foundations/05_plots.ipynb #eb0b2082
+# %% ../nbs/00_foundations/05_plots.ipynb #4ec44338
 def interpolate(z0: torch.Tensor, # start code (D,) or (B, D)
                 z1: torch.Tensor, # end code, same shape
                 n: int=8, # number of points, including both ends
@@ -113,7 +113,7 @@ def interpolate(z0: torch.Tensor, # start code (D,) or (B, D)
     sl = torch.sin((1 - t) * theta) / s * z0 + torch.sin(t * theta) / s * z1
     return torch.where(theta < 1e-4, lin, sl)
 
-# %% ../nbs/00_foundations/05_plots.ipynb #f551d243
+# %% ../nbs/00_foundations/05_plots.ipynb #6c2db7eb
 def traversal_codes(z: torch.Tensor, # base code (D,) or (1, D)
                     dims, # latent dimensions to vary, one row each
                     values, # values given to the varied dimension, one column each
@@ -125,7 +125,7 @@ def traversal_codes(z: torch.Tensor, # base code (D,) or (1, D)
     return codes
 
 @torch.no_grad()
-def traversal_grid(decode_fn, # maps codes (B, D) to images (B, C, H, W)
+def traversal_grid(decode_fn, # maps codes (B, D) to images (B, C, H, W); put a model in eval mode first
                    z: torch.Tensor, # base code (D,) or (1, D)
                    dims, # latent dimensions to vary
                    values, # values for the varied dimension
