@@ -2,3 +2,5 @@
 from .core import to_signed, from_signed, TensorData, split, Batches
 from .digits import (FACTOR_NAMES, REFERENCE_STYLE, digits8, digits32, styled_digits, reference_digits,
                      unlabelled_style_pairs, render_digits, sample_styles, upsample_digits, visible_colour)
+from .faces import (LANDMARK_NAMES, IDENTITY_PARAM_NAMES, FACE_FACTOR_NAMES, cartoon_faces, identity_params,
+                    sample_face_factors, face_landmarks, render_faces)
