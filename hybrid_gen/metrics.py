@@ -142,7 +142,7 @@ def inception_score(probs: torch.Tensor, # class probabilities p(y|x) of generat
         scores.append(kl.mean().exp().item())
     return float(np.mean(scores)), float(np.std(scores))
 
-# %% ../nbs/00_foundations/04_metrics.ipynb #68eaae76
+# %% ../nbs/00_foundations/04_metrics.ipynb #5da03380
 def pairwise_ms_ssim(x: torch.Tensor, # images (N, C, H, W)
                      batch_size: int=512, # pairs per call
                      **kw, # passed to `ms_ssim`
@@ -161,7 +161,7 @@ def intra_class_diversity(x: torch.Tensor, # generated images (N, C, H, W)
                           **kw, # passed to `ms_ssim` (scales, win_size, ...)
                          ): # (dict class -> diversity, mean over classes)
     "Lr-LiVAE eq 12 per class: 1 - mean pairwise MS-SSIM within the class."
-    out = {}
+    out, y = {}, torch.as_tensor(y)
     for c in torch.unique(y).tolist():
         m = pairwise_ms_ssim(x[y == c], **kw); n = len(m)
         mean = m.mean() if include_self else (m.sum() - n) / max(n * (n - 1), 1)
