@@ -4,3 +4,4 @@ from .digits import (FACTOR_NAMES, REFERENCE_STYLE, digits8, digits32, styled_di
                      unlabelled_style_pairs, render_digits, sample_styles, upsample_digits, visible_colour)
 from .faces import (LANDMARK_NAMES, IDENTITY_PARAM_NAMES, FACE_FACTOR_NAMES, cartoon_faces, identity_params,
                     sample_face_factors, face_landmarks, render_faces)
+from .toy import TOY_CENTERS, TOY_COLOURS, toy2d, toy2d_log_prob
