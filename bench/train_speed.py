@@ -1,0 +1,196 @@
+"""Training throughput, measured side by side in one run: `hybrid_gen.train.fit` vs a bare PyTorch loop vs Pythae.
+
+    python bench/train_speed.py [--steps 150] [--repeats 3] [--device cpu] [--compile] [--no-pythae] [--sizes 10000,30000,100000]
+
+Two models, batch 128, Adam lr 1e-3, identical networks and loss (Bernoulli likelihood, sum over pixels, mean over batch):
+  conv: `VAE((3, 32, 32), 16, arch='conv')` on 32x32 styled digits;
+  mlp:  `VAE((1, 8, 8), 8, arch='mlp', hidden=(128, 64))` on the raw 8x8 digits (per-step overhead dominates).
+Contenders, each timed over the same number of steps after warm-up steps that are not timed:
+  fit            hybrid_gen.train.fit(model, Batches(data, 128), steps=...) (progress bar off); the timed window runs
+                 from the end of the warm-up steps to the last step, read with fit's `callbacks` hook
+  bare           the same forward/backward/step written by hand: the training data are one tensor on the device,
+                 each step gathers 128 rows by a random permutation, computes the same loss, zero_grad/backward/step
+  bare+contract  the bare loop calling `model.train_step(batch, opt)` (isolates the model's contract, e.g. `.item()`s,
+                 from the trainer's own overhead)
+  pythae         Pythae's BaseTrainer with a pythae VAE wrapping the same encoder/decoder (its DataLoader collates
+                 samples one by one); timed per epoch with its callbacks, first epoch excluded. Needs `pip install pythae`
+                 (or PYTHAE_PATH=folder of a `pip install --target` copy); skipped with a note if unavailable.
+  *compile       (with --compile) torch.compile'd sub-networks for fit (fit(compile=True)) and the bare loop.
+Each figure is the median samples/s over `--repeats` runs; ratios are against `bare` of the same model.
+Then the time per sample of `fit` as the training set grows (data on the device, no per-sample collation).
+Prints Markdown tables.
+"""
+import argparse, os, sys, tempfile, time, statistics, warnings, contextlib, io, logging
+from pathlib import Path
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hybrid_gen.models.vae import VAE
+from hybrid_gen.data.core import TensorData, Batches
+from hybrid_gen.train import fit, Optimizers, pick_device
+
+BS = 128
+
+def make_data(kind, n):
+    "Training images for `kind` ('conv': 32x32 styled digits, 'mlp': 8x8 digits), `n` of them (tiled if needed)."
+    if kind == 'conv':
+        from hybrid_gen.data.digits import styled_digits
+        x = styled_digits(min(n, 10000), seed=0).x
+    else:
+        from hybrid_gen.data.digits import digits8
+        x = digits8('all').x
+    reps = -(-n // len(x))
+    return x.repeat(reps, *([1] * (x.ndim - 1)))[:n].contiguous()
+
+def make_model(kind, seed=0):
+    torch.manual_seed(seed)
+    if kind == 'conv': return VAE((3, 32, 32), 16, arch='conv')
+    return VAE((1, 8, 8), 8, arch='mlp', hidden=(128, 64))
+
+def sync(dev):
+    if dev.type == 'cuda': torch.cuda.synchronize()
+
+# ---------------------------------------------------------------- contenders (each returns samples/s)
+def run_fit(kind, x, dev, steps, warmup, compile=False):
+    model = make_model(kind)
+    t = {}
+    def cb(st):
+        if st.step == warmup: sync(dev); t['start'] = time.perf_counter()
+        if st.step == warmup + steps: sync(dev); t['end'] = time.perf_counter()
+    fit(model, Batches(TensorData(x=x), BS, seed=0), steps=warmup + steps, device=dev, progress=False,
+        compile=compile, callbacks=(cb,))
+    return steps * BS / (t['end'] - t['start'])
+
+def _bare_loop(kind, x, dev, steps, warmup, compile=False, contract=False):
+    model = make_model(kind).to(dev).train()
+    if compile:
+        for m in model.children():
+            if any(True for _ in m.parameters()): m.compile()
+    x = x.to(dev)
+    params = list(model.parameters())
+    if contract: opt = Optimizers({'model': params}, {'model': dict(name='adam', lr=1e-3)})
+    else: opt = torch.optim.Adam(params, lr=1e-3)
+    n, g = len(x), torch.Generator(device='cpu').manual_seed(0)
+    perm, j = torch.randperm(n, generator=g).to(dev), 0
+    for step in range(warmup + steps):
+        if step == warmup: sync(dev); t0 = time.perf_counter()
+        if (j + 1) * BS > n: perm, j = torch.randperm(n, generator=g).to(dev), 0
+        xb = x[perm[j * BS:(j + 1) * BS]]; j += 1
+        if contract:
+            model.train_step({'x': xb}, opt)
+        else:
+            rec, kl = model.elbo_terms(xb)
+            loss = (model.beta * kl - rec).mean()
+            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    sync(dev)
+    return steps * BS / (time.perf_counter() - t0)
+
+def run_bare(kind, x, dev, steps, warmup, compile=False): return _bare_loop(kind, x, dev, steps, warmup, compile)
+def run_bare_contract(kind, x, dev, steps, warmup): return _bare_loop(kind, x, dev, steps, warmup, contract=True)
+
+def _import_pythae():
+    p = os.environ.get('PYTHAE_PATH')
+    if p and p not in sys.path: sys.path.append(p)
+    import pythae  # noqa: F401
+    return pythae
+
+def run_pythae(kind, x, dev, steps, warmup):
+    "Pythae's BaseTrainer on a pythae VAE with our encoder/decoder; steady-state samples/s from epoch timings."
+    _import_pythae()
+    from pythae.models import VAE as PVAE, VAEConfig
+    from pythae.models.nn import BaseEncoder, BaseDecoder
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.trainers import BaseTrainer, BaseTrainerConfig
+    from pythae.trainers.training_callbacks import TrainingCallback
+    from pythae.data.datasets import BaseDataset
+    ours = make_model(kind)
+    class Enc(BaseEncoder):
+        def __init__(self): super().__init__(); self.net = ours.encoder
+        def forward(self, x):
+            mu, lv = self.net(x).chunk(2, -1)
+            return ModelOutput(embedding=mu, log_covariance=lv.clamp(-12, 8))
+    class Dec(BaseDecoder):
+        def __init__(self): super().__init__(); self.net = ours.decoder
+        def forward(self, z): return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+    cfg = VAEConfig(input_dim=tuple(x.shape[1:]), latent_dim=ours.z_dim, reconstruction_loss='bce')
+    model = PVAE(cfg, encoder=Enc(), decoder=Dec())
+    # epochs of about `steps` steps: cut the data to a whole number of batches per epoch
+    spe = max(1, min(len(x) // BS, steps))
+    data = x[:spe * BS].cpu()
+    n_ep = 1 + max(1, round(steps / spe))           # first epoch = warm-up
+    times, t = [], {}
+    class Timer(TrainingCallback):
+        def on_epoch_begin(self, training_config, **kw): sync(dev); t['b'] = time.perf_counter()
+        def on_epoch_end(self, training_config, **kw): sync(dev); times.append(time.perf_counter() - t['b'])
+    with tempfile.TemporaryDirectory() as tmp:
+        tc = BaseTrainerConfig(output_dir=tmp, per_device_train_batch_size=BS, num_epochs=n_ep, learning_rate=1e-3,
+                               optimizer_cls='Adam', steps_saving=None, no_cuda=dev.type != 'cuda',
+                               train_dataloader_num_workers=0, keep_best_on_train=False)
+        tr = BaseTrainer(model, BaseDataset(data, torch.zeros(len(data))), training_config=tc, callbacks=[Timer()])
+        logging.getLogger('pythae').setLevel(logging.ERROR)
+        for name in list(logging.root.manager.loggerDict):
+            if name.startswith('pythae'): logging.getLogger(name).setLevel(logging.ERROR)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter('ignore'); tr.train()
+    ep = times[1:] if len(times) > 1 else times
+    return spe * BS * len(ep) / sum(ep)
+
+# ---------------------------------------------------------------- driver
+def median_rate(fn, repeats):
+    rates = [fn() for _ in range(repeats)]
+    return statistics.median(rates), rates
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--steps', type=int, default=150, help='timed steps per run')
+    ap.add_argument('--warmup', type=int, default=20, help='untimed warm-up steps per run')
+    ap.add_argument('--repeats', type=int, default=3, help='runs per contender (median reported)')
+    ap.add_argument('--device', default=None, help="'cpu', 'cuda' (None: auto)")
+    ap.add_argument('--models', default='conv,mlp')
+    ap.add_argument('--compile', action='store_true', help='also time torch.compile paths (fit(compile=True), bare)')
+    ap.add_argument('--no-pythae', action='store_true')
+    ap.add_argument('--sizes', default='10000,30000,100000', help="training-set sizes for the scaling table ('' to skip)")
+    ap.add_argument('--n-data', type=int, default=10000, help='training-set size of the main table')
+    a = ap.parse_args()
+    dev = pick_device(a.device)
+    print(f"# train_speed: torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}, batch {BS}, "
+          f"{a.steps} timed steps after {a.warmup} warm-up, median of {a.repeats}\n")
+    pythae_note = None
+    if not a.no_pythae:
+        try: _import_pythae()
+        except Exception as e: pythae_note = f"pythae skipped: {type(e).__name__}: {e}"
+    else: pythae_note = 'pythae skipped (--no-pythae)'
+    rows = []
+    for kind in a.models.split(','):
+        x = make_data(kind, a.n_data)
+        cont = [('fit', lambda: run_fit(kind, x, dev, a.steps, a.warmup)),
+                ('bare', lambda: run_bare(kind, x, dev, a.steps, a.warmup)),
+                ('bare+contract', lambda: run_bare_contract(kind, x, dev, a.steps, a.warmup))]
+        if pythae_note is None: cont.append(('pythae', lambda: run_pythae(kind, x, dev, a.steps, a.warmup)))
+        if a.compile:
+            cont += [('fit (compile)', lambda: run_fit(kind, x, dev, a.steps, a.warmup, compile=True)),
+                     ('bare (compile)', lambda: run_bare(kind, x, dev, a.steps, a.warmup, compile=True))]
+        # interleave repeats so slow drifts of machine load hit every contender alike
+        rates = {n: [] for n, _ in cont}
+        for r in range(a.repeats):
+            for n, f in cont: rates[n].append(f())
+        med = {n: statistics.median(v) for n, v in rates.items()}
+        for n, v in rates.items():
+            rows.append((kind, n, med[n], med[n] / med['bare'], ' '.join(f'{r:.0f}' for r in v)))
+        print(f'{kind}: ' + ', '.join(f'{n} {m:.0f}/s' for n, m in med.items()), file=sys.stderr)
+    print('| model | contender | samples/s (median) | × bare | runs (samples/s) |\n|---|---|---|---|---|')
+    for k, n, m, r, v in rows: print(f'| {k} | {n} | {m:.0f} | {r:.2f} | {v} |')
+    if pythae_note: print(f'\n{pythae_note}')
+    sizes = [int(s) for s in a.sizes.split(',') if s]
+    if sizes:
+        print('\n| model | training-set size | fit µs/sample (median) | × smallest |\n|---|---|---|---|')
+        for kind in a.models.split(','):
+            base = None
+            for n in sizes:
+                x = make_data(kind, n)
+                m, _ = median_rate(lambda: run_fit(kind, x, dev, a.steps, a.warmup), a.repeats)
+                us = 1e6 / m; base = base or us
+                print(f'| {kind} | {n} | {us:.1f} | {us / base:.2f} |', flush=True)
+
+if __name__ == '__main__': main()
