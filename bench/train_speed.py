@@ -1,6 +1,7 @@
 """Training throughput, measured side by side in one run: `hybrid_gen.train.fit` vs a bare PyTorch loop vs Pythae.
 
-    python bench/train_speed.py [--steps 150] [--repeats 3] [--device cpu] [--compile] [--no-pythae] [--sizes 10000,30000,100000]
+    python bench/train_speed.py [--steps conv=40,mlp=400] [--repeats 3] [--device cpu] [--compile] [--no-pythae]
+                                [--sizes 10000,30000,100000] [--scale-models mlp,conv]
 
 Two models, batch 128, Adam lr 1e-3, identical networks and loss (Bernoulli likelihood, sum over pixels, mean over batch):
   conv: `VAE((3, 32, 32), 16, arch='conv')` on 32x32 styled digits;
@@ -10,8 +11,8 @@ Contenders, each timed over the same number of steps after warm-up steps that ar
                  from the end of the warm-up steps to the last step, read with fit's `callbacks` hook
   bare           the same forward/backward/step written by hand: the training data are one tensor on the device,
                  each step gathers 128 rows by a random permutation, computes the same loss, zero_grad/backward/step
-  bare+contract  the bare loop calling `model.train_step(batch, opt)` (isolates the model's contract, e.g. `.item()`s,
-                 from the trainer's own overhead)
+  bare+contract  the bare loop calling `model.train_step(batch, opt)` with fit's `Optimizers` handle: the model
+                 contract (`.item()`s, `opt.step` checks) without fit's loop (batch sampler, history, callbacks)
   pythae         Pythae's BaseTrainer with a pythae VAE wrapping the same encoder/decoder (its DataLoader collates
                  samples one by one); timed per epoch with its callbacks, first epoch excluded. Needs `pip install pythae`
                  (or PYTHAE_PATH=folder of a `pip install --target` copy); skipped with a note if unavailable.
@@ -116,9 +117,9 @@ def run_pythae(kind, x, dev, steps, warmup):
     cfg = VAEConfig(input_dim=tuple(x.shape[1:]), latent_dim=ours.z_dim, reconstruction_loss='bce')
     model = PVAE(cfg, encoder=Enc(), decoder=Dec())
     # epochs of about `steps` steps: cut the data to a whole number of batches per epoch
-    spe = max(1, min(len(x) // BS, steps))
+    spe = max(1, min(len(x) // BS, steps // 2))
     data = x[:spe * BS].cpu()
-    n_ep = 1 + max(1, round(steps / spe))           # first epoch = warm-up
+    n_ep = 1 + max(1, round(steps / spe))           # first epoch = warm-up (not timed)
     times, t = [], {}
     class Timer(TrainingCallback):
         def on_epoch_begin(self, training_config, **kw): sync(dev); t['b'] = time.perf_counter()
@@ -141,21 +142,29 @@ def median_rate(fn, repeats):
     rates = [fn() for _ in range(repeats)]
     return statistics.median(rates), rates
 
+def _per_model(spec):
+    "'conv=40,mlp=400' -> {'conv': 40, 'mlp': 400}; '100' -> the same for every model."
+    if '=' not in spec: return {k: int(spec) for k in ('conv', 'mlp')}
+    return {k: int(v) for k, v in (kv.split('=') for kv in spec.split(','))}
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--steps', type=int, default=150, help='timed steps per run')
-    ap.add_argument('--warmup', type=int, default=20, help='untimed warm-up steps per run')
+    ap.add_argument('--steps', default='conv=40,mlp=400', help="timed steps per run, per model ('conv=40,mlp=400' or one int)")
+    ap.add_argument('--warmup', default='conv=5,mlp=40', help='untimed warm-up steps per run, per model')
     ap.add_argument('--repeats', type=int, default=3, help='runs per contender (median reported)')
     ap.add_argument('--device', default=None, help="'cpu', 'cuda' (None: auto)")
     ap.add_argument('--models', default='conv,mlp')
     ap.add_argument('--compile', action='store_true', help='also time torch.compile paths (fit(compile=True), bare)')
+    ap.add_argument('--compile-repeats', type=int, default=1, help='runs of each compiled contender (compiling is slow)')
     ap.add_argument('--no-pythae', action='store_true')
+    ap.add_argument('--scale-models', default='mlp,conv', help='models of the training-set-size table')
     ap.add_argument('--sizes', default='10000,30000,100000', help="training-set sizes for the scaling table ('' to skip)")
     ap.add_argument('--n-data', type=int, default=10000, help='training-set size of the main table')
     a = ap.parse_args()
+    a.steps, a.warmup = _per_model(a.steps), _per_model(a.warmup)
     dev = pick_device(a.device)
     print(f"# train_speed: torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}, batch {BS}, "
-          f"{a.steps} timed steps after {a.warmup} warm-up, median of {a.repeats}\n")
+          f"timed steps {a.steps} after warm-up steps {a.warmup}, median of {a.repeats}\n")
     pythae_note = None
     if not a.no_pythae:
         try: _import_pythae()
@@ -164,17 +173,19 @@ def main():
     rows = []
     for kind in a.models.split(','):
         x = make_data(kind, a.n_data)
-        cont = [('fit', lambda: run_fit(kind, x, dev, a.steps, a.warmup)),
-                ('bare', lambda: run_bare(kind, x, dev, a.steps, a.warmup)),
-                ('bare+contract', lambda: run_bare_contract(kind, x, dev, a.steps, a.warmup))]
-        if pythae_note is None: cont.append(('pythae', lambda: run_pythae(kind, x, dev, a.steps, a.warmup)))
+        cont = [('fit', lambda: run_fit(kind, x, dev, a.steps[kind], a.warmup[kind])),
+                ('bare', lambda: run_bare(kind, x, dev, a.steps[kind], a.warmup[kind])),
+                ('bare+contract', lambda: run_bare_contract(kind, x, dev, a.steps[kind], a.warmup[kind]))]
+        if pythae_note is None: cont.append(('pythae', lambda: run_pythae(kind, x, dev, a.steps[kind], a.warmup[kind])))
         if a.compile:
-            cont += [('fit (compile)', lambda: run_fit(kind, x, dev, a.steps, a.warmup, compile=True)),
-                     ('bare (compile)', lambda: run_bare(kind, x, dev, a.steps, a.warmup, compile=True))]
+            cont += [('fit (compile)', lambda: run_fit(kind, x, dev, a.steps[kind], a.warmup[kind], compile=True)),
+                     ('bare (compile)', lambda: run_bare(kind, x, dev, a.steps[kind], a.warmup[kind], compile=True))]
         # interleave repeats so slow drifts of machine load hit every contender alike
         rates = {n: [] for n, _ in cont}
         for r in range(a.repeats):
-            for n, f in cont: rates[n].append(f())
+            for n, f in cont:
+                if 'compile' in n and r >= a.compile_repeats: continue
+                rates[n].append(f())
         med = {n: statistics.median(v) for n, v in rates.items()}
         for n, v in rates.items():
             rows.append((kind, n, med[n], med[n] / med['bare'], ' '.join(f'{r:.0f}' for r in v)))
@@ -185,11 +196,11 @@ def main():
     sizes = [int(s) for s in a.sizes.split(',') if s]
     if sizes:
         print('\n| model | training-set size | fit µs/sample (median) | × smallest |\n|---|---|---|---|')
-        for kind in a.models.split(','):
+        for kind in a.scale_models.split(','):
             base = None
             for n in sizes:
                 x = make_data(kind, n)
-                m, _ = median_rate(lambda: run_fit(kind, x, dev, a.steps, a.warmup), a.repeats)
+                m, _ = median_rate(lambda: run_fit(kind, x, dev, a.steps[kind], a.warmup[kind]), a.repeats)
                 us = 1e6 / m; base = base or us
                 print(f'| {kind} | {n} | {us:.1f} | {us / base:.2f} |', flush=True)
 
