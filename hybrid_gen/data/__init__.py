@@ -1,7 +1,7 @@
 "Data sets as named tensors: containers and samplers (`core`), styled digits, cartoon faces, the 2-D toy set, real data loaders."
 from .core import to_signed, from_signed, TensorData, split, Batches
 from .digits import (FACTOR_NAMES, REFERENCE_STYLE, digits8, digits32, styled_digits, reference_digits,
-                     unlabelled_style_pairs, render_digits, sample_styles, upsample_digits, visible_colour)
+                     unlabelled_style_pairs, render_digits, style_images, sample_styles, upsample_digits, visible_colour)
 from .faces import (LANDMARK_NAMES, IDENTITY_PARAM_NAMES, FACE_FACTOR_NAMES, cartoon_faces, identity_params,
                     sample_face_factors, face_landmarks, render_faces)
 from .toy import TOY_CENTERS, TOY_COLOURS, toy2d, toy2d_log_prob
