@@ -35,6 +35,21 @@ MODEL = textwrap.dedent('''
             opt.step('gen', lg)
             return {'disc': ld.item(), 'gen': lg.item()}
 
+    class WithBatchNorm(nn.Module):
+        "Regression through a BatchNorm layer: per-process batch statistics differ, running statistics must not."
+        def __init__(self):
+            super().__init__(); self.net = nn.Sequential(nn.Linear(1, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+        def param_groups(self): return {'model': list(self.parameters())}
+        def default_optim(self): return {'model': dict(name='sgd', lr=0.05)}
+        def train_step(self, b, opt):
+            loss = (self.net(b['x']) - b['x'] ** 2).pow(2).mean(); opt.step('model', loss); return {'mse': loss.item()}
+
+    def run_bn(steps):
+        g = torch.Generator().manual_seed(0)
+        torch.manual_seed(1); model = WithBatchNorm()
+        fit(model, Batches(TensorData(x=torch.randn(256, 1, generator=g)), 32), steps=steps, progress=False)
+        return model
+
     def run(steps, ckpt=None):
         g = torch.Generator().manual_seed(0)
         data = TensorData(x=3 + 0.5 * torch.randn(512, 1, generator=g), z=torch.randn(512, 1, generator=g))
@@ -54,6 +69,8 @@ WORKER = textwrap.dedent('''
     torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, os.path.join(out, f'params{rank}.pt'))
     json.dump({'world': int(os.environ['WORLD_SIZE']), 'losses': h.losses, 'steps': h.steps},
               open(os.path.join(out, f'hist{rank}.json'), 'w'))
+    from ddp_model import run_bn
+    torch.save(run_bn(8).state_dict(), os.path.join(out, f'bn{rank}.pt'))
 ''')
 
 def _env():
@@ -110,3 +127,8 @@ def test_rank0_checkpoint_holds_every_rank(ddp_run):
     p0 = torch.load(ddp_run / 'params0.pt', weights_only=True)
     for k, v in p0.items(): assert torch.equal(ck['model'][k], v)
     assert not [f for f in os.listdir(ddp_run) if f.endswith('.tmp')]
+
+def test_batchnorm_buffers_stay_identical(ddp_run):
+    b0, b1 = torch.load(ddp_run / 'bn0.pt', weights_only=True), torch.load(ddp_run / 'bn1.pt', weights_only=True)
+    for k in b0: assert torch.equal(b0[k], b1[k]), f"replicas diverged on {k}"
+    assert b0['net.1.running_mean'].abs().max() > 1e-3 and b0['net.1.num_batches_tracked'] == 8  # they did update
