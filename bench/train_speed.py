@@ -17,7 +17,9 @@ Contenders, each timed over the same number of steps after warm-up steps that ar
                  samples one by one); timed per epoch with its callbacks, first epoch excluded. Needs `pip install pythae`
                  (or PYTHAE_PATH=folder of a `pip install --target` copy); skipped with a note if unavailable.
   *compile       (with --compile) torch.compile'd sub-networks for fit (fit(compile=True)) and the bare loop.
-Each figure is the median samples/s over `--repeats` runs; ratios are against `bare` of the same model.
+Each figure is the median samples/s over `--repeats` runs; ratios are against `bare` of the same model. Rates are given
+by the wall clock and by this process's CPU time: on a shared CPU the wall clock mostly measures waiting for a core, while
+CPU time (with one thread: OMP_NUM_THREADS=1) measures the work each contender does. On a GPU read the wall clock.
 Then the time per sample of `fit` as the training set grows (data on the device, no per-sample collation).
 Prints Markdown tables.
 """
@@ -52,16 +54,24 @@ def make_model(kind, seed=0):
 def sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize()
 
+def clocks():
+    "(wall seconds, this process's CPU seconds): on a shared CPU the second excludes time spent waiting for a core."
+    return time.perf_counter(), time.process_time()
+
+def rates(n, t0, t1):
+    "Samples/s by the wall clock and by process CPU time."
+    return n / (t1[0] - t0[0]), n / max(t1[1] - t0[1], 1e-9)
+
 # ---------------------------------------------------------------- contenders (each returns samples/s)
 def run_fit(kind, x, dev, steps, warmup, compile=False):
     model = make_model(kind)
     t = {}
     def cb(st):
-        if st.step == warmup: sync(dev); t['start'] = time.perf_counter()
-        if st.step == warmup + steps: sync(dev); t['end'] = time.perf_counter()
+        if st.step == warmup: sync(dev); t['start'] = clocks()
+        if st.step == warmup + steps: sync(dev); t['end'] = clocks()
     fit(model, Batches(TensorData(x=x), BS, seed=0), steps=warmup + steps, device=dev, progress=False,
         compile=compile, callbacks=(cb,))
-    return steps * BS / (t['end'] - t['start'])
+    return rates(steps * BS, t['start'], t['end'])
 
 def _bare_loop(kind, x, dev, steps, warmup, compile=False, contract=False):
     model = make_model(kind).to(dev).train()
@@ -75,7 +85,7 @@ def _bare_loop(kind, x, dev, steps, warmup, compile=False, contract=False):
     n, g = len(x), torch.Generator(device='cpu').manual_seed(0)
     perm, j = torch.randperm(n, generator=g).to(dev), 0
     for step in range(warmup + steps):
-        if step == warmup: sync(dev); t0 = time.perf_counter()
+        if step == warmup: sync(dev); t0 = clocks()
         if (j + 1) * BS > n: perm, j = torch.randperm(n, generator=g).to(dev), 0
         xb = x[perm[j * BS:(j + 1) * BS]]; j += 1
         if contract:
@@ -85,7 +95,7 @@ def _bare_loop(kind, x, dev, steps, warmup, compile=False, contract=False):
             loss = (model.beta * kl - rec).mean()
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     sync(dev)
-    return steps * BS / (time.perf_counter() - t0)
+    return rates(steps * BS, t0, clocks())
 
 def run_bare(kind, x, dev, steps, warmup, compile=False): return _bare_loop(kind, x, dev, steps, warmup, compile)
 def run_bare_contract(kind, x, dev, steps, warmup): return _bare_loop(kind, x, dev, steps, warmup, contract=True)
@@ -122,8 +132,9 @@ def run_pythae(kind, x, dev, steps, warmup):
     n_ep = 1 + max(1, round(steps / spe))           # first epoch = warm-up (not timed)
     times, t = [], {}
     class Timer(TrainingCallback):
-        def on_epoch_begin(self, training_config, **kw): sync(dev); t['b'] = time.perf_counter()
-        def on_epoch_end(self, training_config, **kw): sync(dev); times.append(time.perf_counter() - t['b'])
+        def on_epoch_begin(self, training_config, **kw): sync(dev); t['b'] = clocks()
+        def on_epoch_end(self, training_config, **kw):
+            sync(dev); e = clocks(); times.append((e[0] - t['b'][0], e[1] - t['b'][1]))
     with tempfile.TemporaryDirectory() as tmp:
         tc = BaseTrainerConfig(output_dir=tmp, per_device_train_batch_size=BS, num_epochs=n_ep, learning_rate=1e-3,
                                optimizer_cls='Adam', steps_saving=None, no_cuda=dev.type != 'cuda',
@@ -135,12 +146,13 @@ def run_pythae(kind, x, dev, steps, warmup):
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter('ignore'); tr.train()
     ep = times[1:] if len(times) > 1 else times
-    return spe * BS * len(ep) / sum(ep)
+    n = spe * BS * len(ep)
+    return n / sum(w for w, c in ep), n / max(sum(c for w, c in ep), 1e-9)
 
 # ---------------------------------------------------------------- driver
 def median_rate(fn, repeats):
-    rates = [fn() for _ in range(repeats)]
-    return statistics.median(rates), rates
+    rs = [fn() for _ in range(repeats)]
+    return statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs)
 
 def _per_model(spec):
     "'conv=40,mlp=400' -> {'conv': 40, 'mlp': 400}; '100' -> the same for every model."
@@ -181,27 +193,30 @@ def main():
             cont += [('fit (compile)', lambda: run_fit(kind, x, dev, a.steps[kind], a.warmup[kind], compile=True)),
                      ('bare (compile)', lambda: run_bare(kind, x, dev, a.steps[kind], a.warmup[kind], compile=True))]
         # interleave repeats so slow drifts of machine load hit every contender alike
-        rates = {n: [] for n, _ in cont}
+        res = {n: [] for n, _ in cont}
         for r in range(a.repeats):
             for n, f in cont:
                 if 'compile' in n and r >= a.compile_repeats: continue
-                rates[n].append(f())
-        med = {n: statistics.median(v) for n, v in rates.items()}
-        for n, v in rates.items():
-            rows.append((kind, n, med[n], med[n] / med['bare'], ' '.join(f'{r:.0f}' for r in v)))
-        print(f'{kind}: ' + ', '.join(f'{n} {m:.0f}/s' for n, m in med.items()), file=sys.stderr)
-    print('| model | contender | samples/s (median) | × bare | runs (samples/s) |\n|---|---|---|---|---|')
-    for k, n, m, r, v in rows: print(f'| {k} | {n} | {m:.0f} | {r:.2f} | {v} |')
+                res[n].append(f())
+        med = {n: (statistics.median(w for w, c in v), statistics.median(c for w, c in v)) for n, v in res.items()}
+        for n, v in res.items():
+            rows.append((kind, n, *med[n], med[n][0] / med['bare'][0], med[n][1] / med['bare'][1],
+                         ' '.join(f'{w:.0f}' for w, c in v)))
+        print(f'{kind}: ' + ', '.join(f'{n} {m[0]:.0f}/s' for n, m in med.items()), file=sys.stderr)
+    print('| model | contender | samples/s, wall (median) | × bare, wall | samples/s, CPU time (median) | × bare, CPU time | runs, wall (samples/s) |')
+    print('|---|---|---|---|---|---|---|')
+    for k, n, w, c, rw, rc, v in rows: print(f'| {k} | {n} | {w:.0f} | {rw:.2f} | {c:.0f} | {rc:.2f} | {v} |')
     if pythae_note: print(f'\n{pythae_note}')
     sizes = [int(s) for s in a.sizes.split(',') if s]
     if sizes:
-        print('\n| model | training-set size | fit µs/sample (median) | × smallest |\n|---|---|---|---|')
+        print('\n| model | training-set size | fit µs/sample, wall | × smallest | fit µs/sample, CPU time | × smallest |')
+        print('|---|---|---|---|---|---|')
         for kind in a.scale_models.split(','):
             base = None
             for n in sizes:
                 x = make_data(kind, n)
-                m, _ = median_rate(lambda: run_fit(kind, x, dev, a.steps[kind], a.warmup[kind]), a.repeats)
-                us = 1e6 / m; base = base or us
-                print(f'| {kind} | {n} | {us:.1f} | {us / base:.2f} |', flush=True)
+                w, c = median_rate(lambda: run_fit(kind, x, dev, a.steps[kind], a.warmup[kind]), a.repeats)
+                us = (1e6 / w, 1e6 / c); base = base or us
+                print(f'| {kind} | {n} | {us[0]:.1f} | {us[0] / base[0]:.2f} | {us[1]:.1f} | {us[1] / base[1]:.2f} |', flush=True)
 
 if __name__ == '__main__': main()
