@@ -8,3 +8,4 @@ from .toy import TOY_CENTERS, TOY_COLOURS, toy2d, toy2d_log_prob
 from .real import (DATA_ENV, DATASETS, CELEBA_FILES, ChecksumError, DataFormatError, UnsafeArchiveError, MissingDataError,
                    DownloadError, data_root, file_hash, verify_file, download_url, extract_archive, read_idx, load_mnist,
                    load_cifar10, load_svhn, load_celeba, celeba_crop_box, celeba_landmarks_to_crop)
+from .depth import JOINT_NAMES, FINGER_NAMES, hand_depth, hand_poses, hand_skeleton, render_depth, depth_rgb
