@@ -181,7 +181,9 @@ class Batches:
                 self.parts[k] = _check_part(k, *v)
         else: raise TypeError(f"Batches: expected a TensorData or a dict name -> (TensorData, batch_size), got {type(data).__name__}")
         self.seed, self.drop_last, self.shuffle = int(seed), drop_last, shuffle
-        self._cache = {}
+        # per part, computed once: (part number, data, batch size, steps per epoch); `get` runs every training step
+        self._plan = {k: (i, d, b, self._k(len(d), b)) for i, (k, (d, b)) in enumerate(self.parts.items())}
+        self._cache = {}  # (part, epoch) -> that epoch's permutation
 
     def _k(self, n, b): return n // b if self.drop_last else -(-n // b)
     @property
@@ -197,35 +199,46 @@ class Batches:
     @property
     def device(self): return next(iter(self.parts.values()))[0].device
 
-    def _perm(self, i, name, n, epoch, device):
+    def _perm(self, name, epoch):
+        "Part `name`'s permutation in `epoch`, seeded by (seed, part number, epoch): cached, as it depends on nothing else."
         key = (name, epoch)
-        if key not in self._cache:
-            p = _rng(self.seed, i, epoch).permutation(n) if self.shuffle else np.arange(n)
+        p = self._cache.get(key)
+        if p is None:
+            i, d, b, k = self._plan[name]
+            p = _rng(self.seed, i, epoch).permutation(len(d)) if self.shuffle else np.arange(len(d))
             if len(self._cache) > 4 * len(self.parts): self._cache.clear()
-            self._cache[key] = torch.from_numpy(p).to(device)
-        return self._cache[key]
+            p = self._cache[key] = torch.from_numpy(p).to(d.device)
+        return p
+
+    def _idx(self, name, step):
+        i, d, b, k = self._plan[name]
+        e, j = divmod(step, k)
+        return self._perm(name, e)[j * b:(j + 1) * b]
+
+    @staticmethod
+    def _check_step(step):
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"Batches: step must be a non-negative int, got {step!r}")
+        return int(step)
 
     def indices(self, step:int, name=None) -> torch.Tensor:
         "Indices drawn at global `step` from part `name` (None: the only part)."
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"Batches: step must be a non-negative int, got {step!r}")
+        step = self._check_step(step)
         if name is None:
             if len(self.parts) != 1: raise ValueError(f"Batches: several parts {list(self.parts)}; name one")
             name = next(iter(self.parts))
-        i = list(self.parts).index(name)
-        d, b = self.parts[name]
-        k = self._k(len(d), b)
-        e, j = divmod(int(step), k)
-        return self._perm(i, name, len(d), e, d.device)[j * b:(j + 1) * b]
+        if name not in self._plan: raise ValueError(f"Batches: no part {name!r}; the parts are {list(self.parts)}")
+        return self._idx(name, step)
 
     def get(self, step:int, *, rank:int=0, world_size:int=1) -> dict:
         "The batch at global `step` (flat dict for one dataset, nested for several); with DDP, this rank's rows."
+        step = self._check_step(step)
         if world_size > 1:
             bad = {k: b for k, b in self.batch_sizes.items() if b % world_size}
             if bad: raise ValueError(f"Batches: batch sizes must be divisible by world_size={world_size}, got {bad}")
         out = {}
-        for name, (d, b) in self.parts.items():
-            idx = self.indices(step, name)
+        for name, (i, d, b, k) in self._plan.items():
+            idx = self._idx(name, step)
             if world_size > 1: idx = idx[rank::world_size]
             out[name] = d[idx]
         return out if self.nested else out['_']
