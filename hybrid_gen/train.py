@@ -5,7 +5,6 @@
 # %% ../nbs/00_foundations/03_train.ipynb #5e0ae0c1
 from __future__ import annotations
 import atexit, inspect, math, os, random, warnings
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -112,8 +111,9 @@ class Optimizers:
                  configs: dict[str, dict],  # group name -> dict(name='adam'|'sgd'|'adamw'|'rmsprop', clip=None, **kwargs)
                  *,
                  world_size: int = 1,  # number of processes whose gradients are averaged
+                 whole_model: bool = False,  # the only group holds every parameter of the model: plain backward()
                  ):
-        self.groups, self.configs, self.world_size = groups, configs, world_size
+        self.groups, self.configs, self.world_size, self.whole_model = groups, configs, world_size, whole_model
         self.optimizers, self.clip = {}, {}
         for g, params in groups.items():
             cfg = dict(configs[g]); kind = cfg.pop('name', None); self.clip[g] = cfg.pop('clip', None)
@@ -138,11 +138,16 @@ class Optimizers:
 
     def _backward(self, name, loss, retain_graph):
         params = self.groups[name]
-        if self.world_size == 1 and not torch.isfinite(loss.detach()).all():
-            raise NonFiniteLossError(name, self.step_idx, loss.item(), where=f"loss given to opt.step for group")
+        if self.world_size == 1:  # (with DDP the check rides on the gradient all-reduce instead)
+            v = loss.item()  # one float: cheap on the CPU; on a GPU the one sync that keeps a NaN out of the weights
+            if not math.isfinite(v): raise NonFiniteLossError(name, self.step_idx, v, where="loss given to opt.step for group")
         for p in params: p.grad = None
-        with torch.autocast(loss.device.type, enabled=False):  # backward outside autocast
-            loss.reshape(()).backward(inputs=params, retain_graph=retain_graph)
+        if loss.ndim: loss = loss.reshape(())
+        dev = loss.device.type
+        inputs = None if self.whole_model else params  # `inputs=` costs a walk over the graph: only where it selects
+        if torch.is_autocast_enabled(dev):  # backward outside autocast (entering the context costs: only when on)
+            with torch.autocast(dev, enabled=False): loss.backward(inputs=inputs, retain_graph=retain_graph)
+        else: loss.backward(inputs=inputs, retain_graph=retain_graph)
         if self.world_size > 1: _allreduce_grads(params, loss, self.world_size, name, self.step_idx)
         if self.clip[name] is not None: nn.utils.clip_grad_norm_(params, self.clip[name])
 
@@ -232,7 +237,8 @@ def build_optimizers(model: nn.Module,  # a model following the contract
     for g in groups:
         d, o = dict(defaults[g]), dict(optim.get(g, {}))
         cfgs[g] = o if ('name' in o and o['name'] != d.get('name')) else {**d, **o}
-    return Optimizers(groups, cfgs, world_size=world_size)
+    whole = len(groups) == 1 and sum(map(len, groups.values())) == len(list(model.parameters()))  # (groups are disjoint)
+    return Optimizers(groups, cfgs, world_size=world_size, whole_model=whole)
 
 # %% ../nbs/00_foundations/03_train.ipynb #7359acaa
 class CheckpointError(ValueError):
@@ -512,7 +518,7 @@ def fit(model: nn.Module,  # a model following the contract (param_groups, defau
     if first is not None:
         _check_data(batches, first)
         if callable(getattr(model, 'check_batch', None)): model.check_batch(first)
-    ctx = torch.autocast('cuda', dtype=torch.bfloat16) if (amp and cuda) else nullcontext()
+    autocast = amp and cuda
     write = ckpt is not None and rank == 0
     def save(step):
         rngs = [rng_state()]
@@ -527,15 +533,18 @@ def fit(model: nn.Module,  # a model following the contract (param_groups, defau
             batch = first if step == start else get(step)
             if channels_last: batch = _map_tensors(batch, _cl)
             opt.step_idx = step
-            with ctx: losses = model.train_step(batch, opt)
+            if autocast:
+                with torch.autocast('cuda', dtype=torch.bfloat16): losses = model.train_step(batch, opt)
+            else: losses = model.train_step(batch, opt)
             losses = _as_floats(model, losses)
             if world > 1: losses = _avg_losses(losses, world, dev); _sync_buffers(bufs, world)
             for k, v in losses.items():
                 if not math.isfinite(v): raise NonFiniteLossError(k, step, float(v))
             history.log(step + 1, losses)
-            bar.update(1)
-            if (step + 1) % log_every == 0 and not bar.disable:
-                bar.set_postfix({k: f"{history.mean(k, log_every):.4g}" for k in losses}, refresh=False)
+            if not bar.disable:
+                bar.update(1)
+                if (step + 1) % log_every == 0:
+                    bar.set_postfix({k: f"{history.mean(k, log_every):.4g}" for k in losses}, refresh=False)
             stop = False
             if callbacks:
                 st = FitState(model, opt, history, step + 1, losses, rank, world, dev)
