@@ -1,5 +1,5 @@
-"The book as readers see it: every page has a title, a description, a Colab badge and an install cell; the sidebar
-lists every page in reading order; the home page's links and results point at things that exist."
+"""The book as readers see it: every page has a title, a description, a Colab badge and an install cell; the sidebar
+lists every page in reading order; the home page's links and results point at things that exist."""
 import configparser, json, re, subprocess, sys
 from pathlib import Path
 import pytest
