@@ -1,4 +1,4 @@
-"`pip install .` into a clean virtual environment, then a smoke run of the VAE experiment from there.
+"""`pip install .` into a clean virtual environment, then a smoke run of the VAE experiment from there.
 
 This is what a user without a checkout gets: the experiment notebooks must travel inside the wheel.
 The test is slow (a few minutes: it installs torch and the other requirements into a fresh venv, from pip's cache
