@@ -13,7 +13,7 @@ cfg = configparser.ConfigParser(); cfg.read(root/'settings.ini'); cfg = cfg['DEF
 repo = cfg['git_url'].removeprefix('https://github.com/')
 MARK = 'colab.research.google.com/assets/colab-badge.svg'
 INSTALL = ("#| hide\n# On Colab, install the library this notebook belongs to; elsewhere this does nothing.\n"
-           "import sys\nif 'google.colab' in sys.modules: get_ipython().run_line_magic('pip', 'install -q "
+           "if 'google.colab' in str(get_ipython()): get_ipython().run_line_magic('pip', 'install -q "
            f"git+{cfg['git_url']}.git')")
 
 def badge(rel): return (f"[![Open In Colab](https://{MARK})](https://colab.research.google.com/github/{repo}/blob/"
@@ -27,7 +27,9 @@ def fix(path, check=False):
         assert c0.cell_type == 'markdown' and c0.source.lstrip().startswith('# '), f'{rel}: first cell must be the title'
         c0.source = c0.source.rstrip('\n') + '\n\n' + badge(rel); changed = True
     codes = [c for c in nb.cells if c.cell_type == 'code']
-    if not any('google.colab' in c.source for c in codes[:2]):
+    old = [c for c in codes[:2] if 'google.colab' in c.source]
+    if old and old[0].source != INSTALL: old[0].source = INSTALL; changed = True
+    if not old:
         i = nb.cells.index(codes[0]) + (1 if codes[0].source.lstrip().startswith('#| default_exp') else 0)
         nb.cells.insert(i, nbformat.v4.new_code_cell(INSTALL)); changed = True
     if changed and not check: nbformat.write(nb, path)
