@@ -8,6 +8,7 @@ import math
 import torch, torch.nn as nn, torch.nn.functional as F
 from ..distributions import kl_std_normal
 from .lrlivae import (encoder_net, decoder_net, ProjectionDiscriminator, rec_loss, gan_loss,
+                                       pixel_gan_gen_loss, pixel_gan_disc_loss,
                                        only_trainable, _parts, _check_xy)
 
 # %% auto #0
@@ -89,16 +90,12 @@ class CVAEGAN(nn.Module):
                 x_f = self.decode(c['z'], y)
                 loss, logs = rec_loss(x, x_f).mean(), {}
                 if self.pixel_gan:
-                    x_p = self.sample(y)
-                    l_g = gan_loss(self.disc(x_f, y), True) + gan_loss(self.disc(x_p, y), True)
-                    loss = loss + l_g.mean(); logs['gen'] = l_g.mean().item()
-                    c['x_f'], c['x_p'] = x_f.detach(), x_p.detach()
+                    l_g = pixel_gan_gen_loss(self.disc, x_f, self.sample(y), y, c)
+                    loss = loss + l_g; logs['gen'] = l_g.item()
                 return loss, logs
             if name == 'disc':
-                if 'x_f' not in c:
-                    with torch.no_grad(): c['x_f'], c['x_p'] = self.decode(c['z'], y), self.sample(y)
-                l = gan_loss(self.disc(x, y), True) + gan_loss(self.disc(c['x_f'], y), False) + gan_loss(self.disc(c['x_p'], y), False)
-                return l.mean(), dict(disc=l.mean().item())
+                l = pixel_gan_disc_loss(self.disc, x, y, c, lambda: (self.decode(c['z'], y), self.sample(y)))
+                return l, dict(disc=l.item())
         raise ValueError(f"unknown group {name!r}: expected one of {self.groups}")
 
     def param_groups(self):

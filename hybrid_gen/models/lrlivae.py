@@ -11,8 +11,8 @@ from ..distributions import GaussianMixture, gaussian_log_prob, kl_std_normal, s
 from ..nets import mlp, ConvEncoder, ConvDecoder
 
 # %% auto #0
-__all__ = ['encoder_net', 'decoder_net', 'ProjectionDiscriminator', 'rec_loss', 'uniform_ce', 'gan_loss', 'only_trainable',
-           'LrLiVAE']
+__all__ = ['encoder_net', 'decoder_net', 'ProjectionDiscriminator', 'rec_loss', 'uniform_ce', 'gan_loss', 'pixel_gan_gen_loss',
+           'pixel_gan_disc_loss', 'only_trainable', 'LrLiVAE']
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #11364d53
 def encoder_net(x_shape:tuple, # data shape without batch: (C, S, S) images or (D,) vectors
@@ -70,6 +70,18 @@ def uniform_ce(logits): # (B, C) classifier logits
 def gan_loss(logits, real:bool):
     "Non-saturating GAN cross-entropy -log D (real=True) or -log(1-D) (real=False), per example (B,)."
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(real)), reduction='none')
+
+def pixel_gan_gen_loss(disc, x_f, x_p, y, cache:dict):
+    "Eq 10, generator side: mean of -log D(x_f, y) - log D(x_p, y); keeps detached x_f, x_p in `cache` for D's step."
+    l = gan_loss(disc(x_f, y), True) + gan_loss(disc(x_p, y), True)
+    cache['x_f'], cache['x_p'] = x_f.detach(), x_p.detach()
+    return l.mean()
+
+def pixel_gan_disc_loss(disc, x, y, cache:dict, fakes):
+    "Eq 10, discriminator side: real x against the cached reconstructions and samples (drawn by `fakes()` if absent)."
+    if 'x_f' not in cache:
+        with torch.no_grad(): cache['x_f'], cache['x_p'] = fakes()
+    return (gan_loss(disc(x, y), True) + gan_loss(disc(cache['x_f'], y), False) + gan_loss(disc(cache['x_p'], y), False)).mean()
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #3ae35830
 def _parts(batch):
@@ -238,16 +250,12 @@ class LrLiVAE(nn.Module):
                 loss, logs = l_rec.mean(), {}
                 if xu is not None: loss = loss + rec_loss(xu, self.decode(c['zs_u'], c['zu_u'])).mean()
                 if self.pixel_gan:
-                    x_p = self.sample(y)
-                    l_g = gan_loss(self.disc(x_f, y), True) + gan_loss(self.disc(x_p, y), True)
-                    loss = loss + l_g.mean(); logs['gen'] = l_g.mean().item()
-                    c['x_f'], c['x_p'] = x_f.detach(), x_p.detach()
+                    l_g = pixel_gan_gen_loss(self.disc, x_f, self.sample(y), y, c)
+                    loss = loss + l_g; logs['gen'] = l_g.item()
                 return loss, logs
             if name == 'disc':  # line 29: theta_d <- grad L_D^adv
-                if 'x_f' not in c:
-                    with torch.no_grad(): c['x_f'], c['x_p'] = self.decode(c['zs'], c['zu']), self.sample(y)
-                l = gan_loss(self.disc(x, y), True) + gan_loss(self.disc(c['x_f'], y), False) + gan_loss(self.disc(c['x_p'], y), False)
-                return l.mean(), dict(disc=l.mean().item())
+                l = pixel_gan_disc_loss(self.disc, x, y, c, lambda: (self.decode(c['zs'], c['zu']), self.sample(y)))
+                return l, dict(disc=l.item())
         raise ValueError(f"unknown group {name!r}: expected one of {self.groups}")
 
     # ---- the training contract
