@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
+from .files import atomic_path
 
 # %% ../nbs/00_foundations/05_plots.ipynb #92d8671b
 def _to_numpy_images(x):
@@ -60,11 +61,8 @@ def save_fig(fig, # matplotlib figure
              dpi: int=150, # resolution
             ) -> Path: # the written path
     "Save `fig` atomically to `path` (parents created, margins trimmed)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.stem}.tmp{path.suffix}')
-    fig.savefig(tmp, dpi=dpi, bbox_inches='tight')
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight')
+    return Path(path)
 
 # %% ../nbs/00_foundations/05_plots.ipynb #ddd835a6
 def landmark_positions(h, # landmarks (N, 2K) as (u, v) pairs in units of the image size

@@ -13,6 +13,7 @@ from torch import nn
 import torch.distributed as dist
 from tqdm.auto import tqdm
 import hybrid_gen
+from .files import atomic_path
 
 # %% auto #0
 __all__ = ['pick_device', 'seed_everything', 'History', 'NonFiniteLossError', 'Optimizers', 'check_model', 'param_groups_of',
@@ -265,15 +266,8 @@ def _digest(obj, h=None) -> str:
     return h.hexdigest() if top else None
 
 def _atomic_save(obj, path: Path):
-    "torch.save to a temporary file in the same folder, fsync, then os.replace (all or nothing)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, 'wb') as f:
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
+    "torch.save through `atomic_path` (all or nothing)."
+    with atomic_path(path) as tmp: torch.save(obj, tmp)
 
 def rng_state() -> dict:
     "Random-number states of Python, NumPy, torch (CPU and CUDA) as weights-only-safe values."

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import TensorData
+from ..files import atomic_path
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'DATASETS', 'CELEBA_FILES', 'CELEBA_SIZE', 'ChecksumError', 'DataFormatError', 'UnsafeArchiveError',
@@ -451,6 +452,5 @@ def load_celeba(root=None, # data root; files in root/celeba: img_align_celeba/ 
     d = dict(x=torch.from_numpy(xs), h=h, iod=iod, attr=torch.from_numpy((attr[sel] > 0).astype(np.float32)),
              index=torch.from_numpy(np.array([int(Path(ids[i]).stem) for i in sel], dtype=np.int64)))
     if cache:
-        tmp = cpath.with_name(cpath.name + '.tmp')
-        torch.save(d, tmp); os.replace(tmp, cpath)
+        with atomic_path(cpath) as tmp: torch.save(d, tmp)
     return TensorData(x=d['x'].float() / 255, h=h, iod=iod, attr=d['attr'], index=d['index'])
