@@ -12,6 +12,12 @@ from pathlib import Path
 __all__ = ['atomic_path']
 
 # %% ../nbs/00_foundations/00a_files.ipynb #b047668d
+def _umask() -> int:
+    "The process's umask (read by setting and restoring it)."
+    m = os.umask(0o22)
+    os.umask(m)
+    return m
+
 @contextmanager
 def atomic_path(path:str|os.PathLike, # the file to write (parent folders are created)
                ):
@@ -19,6 +25,7 @@ def atomic_path(path:str|os.PathLike, # the file to write (parent folders are cr
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp' + path.suffix)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files: give the user's usual permissions
     try:
         yield Path(tmp)
         with open(tmp, 'rb+') as f: os.fsync(f.fileno())
