@@ -10,58 +10,52 @@ import torch.nn as nn
 from fastcore.basics import patch
 from ..distributions import gaussian_sample, gaussian_log_prob, kl_std_normal, log_mean_exp
 from ..distributions import bernoulli_log_prob, laplace_log_prob
-from ..nets import mlp, ConvEncoder, ConvDecoder
+from .core import Model, evaluation, image_encoder, image_decoder, split_gaussian
 
 # %% auto #0
-__all__ = ['LIKELIHOODS', 'ARCHS', 'VAE', 'latent_explorer']
+__all__ = ['LIKELIHOODS', 'VAE', 'latent_explorer']
 
 # %% ../../nbs/10_models/00_vae.ipynb #d81eb1c6
 LIKELIHOODS = ('bernoulli', 'gaussian', 'laplace')
-ARCHS = ('conv', 'mlp')
 
-class VAE(nn.Module):
+class VAE(Model):
     "VAE / β-VAE: diagonal Gaussian q(z|x), N(0, I) prior, Bernoulli, Gaussian or Laplace p(x|z)."
+    batch_spec = {'x': 'images'}
+    networks = ('encoder', 'decoder')
+
     def __init__(self,
                  x_shape: tuple=(3, 32, 32), # shape of one observation, e.g. (C, H, W)
                  z_dim: int=16, # latent dimensions
                  *,
                  beta: float=1.0, # weight of the KL term in the training loss (β-VAE); 1 = the ELBO
                  likelihood: str='bernoulli', # 'bernoulli' | 'gaussian' | 'laplace'
-                 arch: str='conv', # 'conv' (DCGAN-style, x_shape (C, S, S), S a power of 2) | 'mlp'
+                 encoder: nn.Module|None=None, # images (B, *x_shape) in [0, 1] -> (B, 2 z_dim): [mean, log-variance]
+                 decoder: nn.Module|None=None, # codes (B, z_dim) -> raw (B, *x_shape): logits or pre-activation means
+                 arch: str='conv', # default networks: 'conv' (DCGAN-style) | 'pg' (PGGAN blocks) | 'mlp'
                  hidden: tuple=(512, 256), # hidden widths of the 'mlp' encoder (the decoder mirrors them); () = linear
-                 base_ch: int=32, # channels of the first 'conv' layer (they double as the resolution halves)
+                 base_ch: int=32, # channels of the first 'conv'/'pg' layer (they double as the resolution halves)
                  x_scale: float|None=None, # decoder std (gaussian) or scale (laplace); None: learn one scalar
-                 mean_act: str|None='sigmoid', # gaussian/laplace mean: 'sigmoid' (data in [0, 1]) or None (identity)
-                 logvar_range: tuple=(-12., 8.), # clamp of the encoder's log-variance, for stability
+                 mean_act: str|None='sigmoid', # gaussian/laplace mean: 'sigmoid' or None (identity, clamped in decode)
                 ):
         super().__init__()
-        if likelihood not in LIKELIHOODS: raise ValueError(f"VAE: likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        if arch not in ARCHS: raise ValueError(f"VAE: arch must be one of {ARCHS}, got {arch!r}")
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"VAE: likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         if mean_act not in ('sigmoid', None): raise ValueError(f"VAE: mean_act must be 'sigmoid' or None, got {mean_act!r}")
         self.x_shape, self.z_dim, self.beta = tuple(x_shape), int(z_dim), float(beta)
-        self.likelihood, self.arch, self.mean_act, self.logvar_range = likelihood, arch, mean_act, tuple(logvar_range)
-        if arch == 'conv':
-            c, *hw = self.x_shape
-            if len(hw) != 2 or hw[0] != hw[1] or hw[0] < 8 or hw[0] & (hw[0] - 1):
-                raise ValueError(f"VAE(arch='conv'): expected x_shape (C, S, S) with S a power of 2 >= 8, got {self.x_shape}")
-            self.encoder = ConvEncoder(c, hw[0], 2 * self.z_dim, base_ch=base_ch)
-            self.decoder = ConvDecoder(self.z_dim, c, hw[0], base_ch=base_ch)
-        else:
-            d = math.prod(self.x_shape)
-            self.encoder = nn.Sequential(nn.Flatten(), mlp([d, *hidden, 2 * self.z_dim]))
-            self.decoder = nn.Sequential(mlp([self.z_dim, *reversed(hidden), d]), nn.Unflatten(1, self.x_shape))
+        self.likelihood, self.mean_act = likelihood, mean_act
+        if encoder is None:
+            encoder = image_encoder(self.x_shape, 2 * self.z_dim, arch=arch, base_ch=base_ch, hidden=hidden)
+        if decoder is None:
+            decoder = image_decoder(self.z_dim, self.x_shape, arch=arch, base_ch=base_ch, hidden=tuple(reversed(hidden)))
+        self.encoder, self.decoder = encoder, decoder
         if likelihood != 'bernoulli':
             if x_scale is None: self.log_x_scale = nn.Parameter(torch.zeros(()))
             elif x_scale <= 0: raise ValueError(f"VAE: x_scale must be > 0 (or None to learn it), got {x_scale}")
             else: self.register_buffer('log_x_scale', torch.tensor(math.log(x_scale)))
 
-    @property
-    def device(self): return next(self.parameters()).device
-
     def q_z(self, x): # x: (B, *x_shape)
-        "Encoder q(z|x): mean and log-variance, each (B, z_dim)."
-        mu, logvar = self.encoder(x).chunk(2, dim=-1)
-        return mu, logvar.clamp(*self.logvar_range)
+        "Encoder q(z|x): mean and log-variance (clamped to `LOGVAR_RANGE`), each (B, z_dim)."
+        return split_gaussian(self.encoder(x), dim=-1)
 
     def p_x(self, z): # z: (B, z_dim)
         "Decoder p(x|z): logits (bernoulli), (mean, logvar) (gaussian) or (mean, scale) (laplace)."
@@ -85,6 +79,7 @@ def elbo_terms(self: VAE, x): # x: (B, *x_shape)
     return self.log_px(x, self.p_x(gaussian_sample(mu, logvar))), kl_std_normal(mu, logvar)
 
 @patch
+@evaluation
 def elbo(self: VAE, x): # x: (B, *x_shape)
     "Single-sample estimate of the ELBO E_q log p(x|z) - KL(q || p), (B,) nats (β = 1 always: β is a training weight)."
     rec, kl = self.elbo_terms(x)
@@ -92,6 +87,7 @@ def elbo(self: VAE, x): # x: (B, *x_shape)
 
 # %% ../../nbs/10_models/00_vae.ipynb #8d022fa9
 @patch
+@evaluation
 def log_weights(self: VAE, x, # observations (B, *x_shape)
                 k: int=1, # importance samples per example
                 chunk: int=32, # samples decoded at once (bounds memory)
@@ -110,6 +106,7 @@ def log_weights(self: VAE, x, # observations (B, *x_shape)
     return torch.cat(out, 0)
 
 @patch
+@evaluation
 def nll(self: VAE, x, # observations (B, *x_shape)
         k: int=100, # importance samples (k=1: a one-sample -ELBO with a sampled KL)
         chunk: int=32, # samples decoded at once
@@ -119,64 +116,50 @@ def nll(self: VAE, x, # observations (B, *x_shape)
 
 # %% ../../nbs/10_models/00_vae.ipynb #617c04c4
 @patch
-def param_groups(self: VAE):
-    "One optimiser group, 'model', holding every parameter."
-    return {'model': list(self.parameters())}
-
-@patch
-def default_optim(self: VAE):
-    "Adam, lr 1e-3."
-    return {'model': dict(name='adam', lr=1e-3)}
-
-@patch
-def train_step(self: VAE, batch, # {'x': (B, *x_shape)}
-               opt, # the trainer's optimiser handle: `opt.step(group, loss)`
-              ) -> dict:
-    "One step on -(log p(x|z) - β KL), mean over the batch; returns the losses as floats."
+def forward(self: VAE, batch): # {'x': (B, *x_shape)}
+    "The training losses: `loss` = -(log p(x|z) - β KL), mean over the batch, and its parts (detached)."
     rec, kl = self.elbo_terms(batch['x'])
-    loss = (self.beta * kl - rec).mean()
-    opt.step('model', loss)
-    rec, kl = rec.detach().mean(), kl.detach().mean()
-    return {'loss': loss.item(), 'rec': -rec.item(), 'kl': kl.item(), 'elbo': (rec - kl).item()}
+    rec, kl = rec.mean(), kl.mean()
+    loss = self.beta * kl - rec
+    return {'loss': loss, 'rec': -rec.detach(), 'kl': kl.detach(), 'elbo': (rec - kl).detach()}
 
-@patch
-def check_batch(self: VAE, batch): # a dict with 'x' of shape (B, *x_shape)
-    "Raise a clear error if `batch['x']` is missing or has the wrong type, shape, dtype or range."
-    if not isinstance(batch, dict) or 'x' not in batch:
-        got = f"keys {list(batch)}" if isinstance(batch, dict) else type(batch).__name__
-        raise TypeError(f"VAE: expected a batch dict with key 'x', got {got}")
-    x = batch['x']
-    if not isinstance(x, torch.Tensor): raise TypeError(f"VAE: batch['x'] must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"VAE: batch['x'] must be floating point in [0, 1] (e.g. x.float() / 255), got dtype {x.dtype}")
-    if x.ndim != len(self.x_shape) + 1 or tuple(x.shape[1:]) != self.x_shape:
-        raise ValueError(f"VAE: batch['x'] must have shape (B, {', '.join(map(str, self.x_shape))}), got {tuple(x.shape)}")
-    if x.numel() and not torch.isfinite(x).all(): raise ValueError("VAE: batch['x'] contains NaN or inf")
-    if x.numel() and (self.likelihood == 'bernoulli' or self.mean_act == 'sigmoid'):
-        lo, hi = x.min().item(), x.max().item()
-        if lo < 0 or hi > 1:
-            raise ValueError(f"VAE({self.likelihood}): batch['x'] must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]")
+@patch(cls_method=True)
+def toy(cls: VAE, x_shape: tuple=(1, 16, 16), # image shape of the toy
+        n: int=8, # examples in the batch
+        seed: int=0, # seed of the random batch
+       ) -> tuple:
+    "`(model, batch, cond)`: a small conv VAE, a batch of `n` random images in [0, 1], no conditioning."
+    g = torch.Generator().manual_seed(seed)
+    return cls(tuple(x_shape), z_dim=4, base_ch=8), {'x': torch.rand(n, *x_shape, generator=g)}, {}
 
 # %% ../../nbs/10_models/00_vae.ipynb #6d3bb891
 @patch
+@evaluation
 def encode(self: VAE, x): # (B, *x_shape)
-    "Posterior means E_q[z|x], (B, z_dim)."
-    return self.q_z(x)[0]
+    "The codes of `x`: `{'z': posterior means E_q[z|x]}`, (B, z_dim)."
+    return {'z': self.q_z(x)[0]}
 
 @patch
+def _mean(self: VAE, params): # output of `p_x`
+    "Mean image E[x|z] in [0, 1] from the decoder's parameters (clamped to [0, 1] when the mean is unbounded)."
+    if self.likelihood == 'bernoulli': return torch.sigmoid(params)
+    return params[0] if self.mean_act == 'sigmoid' else params[0].clamp(0, 1)
+
+@patch
+@evaluation
 def decode(self: VAE, z): # (B, z_dim)
-    "Mean image E[x|z] in [0, 1], (B, *x_shape) (clamped to [0, 1] when the mean is unbounded)."
-    p = self.p_x(z)
-    if self.likelihood == 'bernoulli': return torch.sigmoid(p)
-    return p[0] if self.mean_act == 'sigmoid' else p[0].clamp(0, 1)
+    "Mean image E[x|z] in [0, 1], (B, *x_shape)."
+    return self._mean(self.p_x(z))
 
 @patch
+@evaluation
 def sample(self: VAE, n: int, # number of samples
-           generator: torch.Generator|None=None, # RNG (on the model's device) for reproducible samples
+           generator: torch.Generator|None=None, # RNG for reproducible samples (any device)
           ): # (n, *x_shape)
     "Mean images decoded from `n` prior draws z ~ N(0, I)."
-    z = torch.randn(n, self.z_dim, generator=generator, device=self.device)
-    return self.decode(z)
+    dev = self.device if generator is None else generator.device
+    z = torch.randn(n, self.z_dim, generator=generator, device=dev).to(self.device)
+    return self._mean(self.p_x(z))
 
 # %% ../../nbs/10_models/00_vae.ipynb #9e2cafa2
 def _live_kernel() -> bool:
@@ -211,7 +194,6 @@ def latent_explorer(model: VAE, # trained model
     "Static latent-traversal figure, plus (interactively) one slider per latent dim with live decoding."
     import matplotlib.pyplot as plt
     from hybrid_gen.plots import show_images, traversal_grid
-    model.eval()
     z = torch.zeros(model.z_dim, device=model.device) if z is None else z.detach().reshape(-1).to(model.device)
     imgs = traversal_grid(model.decode, z, range(model.z_dim), torch.linspace(-lim, lim, n))
     fig, ax = plt.subplots(figsize=(n * 0.8, model.z_dim * 0.8))
@@ -224,7 +206,7 @@ def latent_explorer(model: VAE, # trained model
     image = W.Image(format='png')
     def redraw(_=None):
         zz = torch.tensor([s.value for s in sliders], device=model.device)
-        with torch.no_grad(): image.value = _png(model.decode(zz[None])[0])
+        image.value = _png(model.decode(zz[None])[0])
     for s in sliders: s.observe(redraw, names='value')
     redraw()
     panel = W.HBox([W.VBox(sliders), image])
