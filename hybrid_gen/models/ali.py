@@ -9,28 +9,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
+from fastcore.basics import patch
 from ..distributions import gaussian_sample
 from ..data.core import to_signed, from_signed
-from ..nets import ResBlock, GaussianHead
+from ..nets import ResBlock
+from .core import (Model, evaluation, split_gaussian, gan_disc_loss, gan_gen_loss, PadTo, CropTo,
+                                    LOGVAR_RANGE)
 
 # %% auto #0
-__all__ = ['disc_loss', 'gen_loss', 'JointCritic', 'ALI', 'HALI']
-
-# %% ../../nbs/10_models/40_ali.ipynb #aea21e69
-def disc_loss(logit_q: torch.Tensor, # D's logits on encoder triples (x, z ~ q(z|x)), labelled 1
-              logit_p: torch.Tensor, # D's logits on decoder triples (x ~ p(x|z), z ~ p(z)), labelled 0
-             ) -> torch.Tensor:      # scalar: -E_q[log D] - E_p[log(1 - D)]
-    "Discriminator's cross-entropy (minus ALI's value function V(D, G))."
-    return F.softplus(-logit_q).mean() + F.softplus(logit_p).mean()
-
-def gen_loss(logit_q: torch.Tensor, # D's logits on encoder triples
-             logit_p: torch.Tensor, # D's logits on decoder triples
-            ) -> torch.Tensor:      # scalar: -E_q[log(1 - D)] - E_p[log D]
-    "Encoder/decoder's non-saturating loss: fool D with the labels swapped."
-    return F.softplus(logit_q).mean() + F.softplus(-logit_p).mean()
+__all__ = ['JointCritic', 'ALI', 'HALI']
 
 # %% ../../nbs/10_models/40_ali.ipynb #517ceab5
-def _lrelu(): return nn.LeakyReLU(0.2)
+def _lrelu():
+    return nn.LeakyReLU(0.2)
 
 def _conv(i, o, k=3, s=1, bn=True):
     "Convolution (same padding for k=3, halving for k=4 s=2), optional batch norm, leaky ReLU."
@@ -39,39 +30,48 @@ def _conv(i, o, k=3, s=1, bn=True):
 
 class _Up(nn.Module):
     "Bilinear 2x upsampling."
-    def forward(self, x): return F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False)
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False)
 
-def _down_x(x_ch, ch):
-    "x (x_ch, S, S) -> features (4ch, S/4, S/4): stride-2 convs down, residual blocks, batch norm."
-    return nn.Sequential(_conv(x_ch, ch, bn=False), _conv(ch, 2 * ch, 4, 2), ResBlock(2 * ch),
-                         _conv(2 * ch, 4 * ch, 4, 2), ResBlock(4 * ch))
+def _side(x_shape, what):
+    "The side P the default networks work at: S rounded up to a multiple of 8 (28 -> 32), or a clear error."
+    x_shape = tuple(x_shape)
+    if len(x_shape) != 3 or x_shape[1] != x_shape[2] or x_shape[1] < 8:
+        raise ValueError(f"{what}: expected square images (C, S, S) with S >= 8 (28, 32, 64, ...; a side that is not a "
+                         f"multiple of 8, like 28, is zero-padded to one), got x_shape {x_shape}")
+    return -(-x_shape[1] // 8) * 8
 
-def _head(i, o, spatial=False):
-    "Gaussian layer: (mu, logvar) of a conditional isotropic Gaussian (1x1 conv if spatial), log-variance in [-8, 2]."
-    return GaussianHead(i, o, spatial=spatial, min_logvar=-8., max_logvar=2.)
+def _down_x(x_ch, b):
+    "x (x_ch, P, P) -> features (4b, P/4, P/4): stride-2 convs down, residual blocks, batch norm."
+    return nn.Sequential(_conv(x_ch, b, bn=False), _conv(b, 2 * b, 4, 2), ResBlock(2 * b),
+                         _conv(2 * b, 4 * b, 4, 2), ResBlock(4 * b))
 
-def _down_vec(in_ch, ch, side, z_dim):
-    "Map (in_ch, side, side) -> Gaussian (mu, logvar) over a z_dim vector: one more stride-2 conv, a linear head."
-    return nn.Sequential(_conv(in_ch, 4 * ch, 4, 2), nn.Flatten(), _head(4 * ch * (side // 2) ** 2, z_dim))
+def _down_vec(in_ch, b, side, out_dim):
+    "(in_ch, side, side) -> (out_dim,): one more stride-2 conv, then a linear Gaussian layer (out_dim = 2d)."
+    return nn.Sequential(_conv(in_ch, 4 * b, 4, 2), nn.Flatten(), nn.Linear(4 * b * (side // 2) ** 2, out_dim))
 
 class _UpVec(nn.Module):
-    "Map a vector (in_dim,) -> features (4ch, side, side): linear, residual block, bilinear upsampling."
-    def __init__(self, in_dim, ch, side):
+    "Map a vector (in_dim,) -> features (4b, side, side): linear, residual block, bilinear upsampling."
+    def __init__(self, in_dim, b, side):
         super().__init__()
-        self.shape = (4 * ch, side // 2, side // 2)
-        self.lin = nn.Sequential(nn.Linear(in_dim, math.prod(self.shape), bias=False), nn.BatchNorm1d(math.prod(self.shape)), _lrelu())
-        self.net = nn.Sequential(ResBlock(4 * ch), _Up(), _conv(4 * ch, 4 * ch))
-    def forward(self, z): return self.net(self.lin(z).view(-1, *self.shape))
+        self.shape = (4 * b, side // 2, side // 2)
+        n = math.prod(self.shape)
+        self.lin = nn.Sequential(nn.Linear(in_dim, n, bias=False), nn.BatchNorm1d(n), _lrelu())
+        self.net = nn.Sequential(ResBlock(4 * b), _Up(), _conv(4 * b, 4 * b))
+    def forward(self, z):
+        return self.net(self.lin(z).view(-1, *self.shape))
 
-def _up_x(in_ch, ch, x_ch):
-    "Features (in_ch, S/4, S/4) -> x (x_ch, S, S) in [-1, 1]: residual block, bilinear upsampling, tanh."
-    return nn.Sequential(_conv(in_ch, 4 * ch), ResBlock(4 * ch), _Up(), _conv(4 * ch, 2 * ch), _Up(),
-                         _conv(2 * ch, ch), nn.Conv2d(ch, x_ch, 3, 1, 1), nn.Tanh())
+def _up_x(in_ch, b, x_ch):
+    "Features (in_ch, P/4, P/4) -> (x_ch, P, P) pre-tanh activations: residual block, bilinear upsampling."
+    return nn.Sequential(_conv(in_ch, 4 * b), ResBlock(4 * b), _Up(), _conv(4 * b, 2 * b), _Up(),
+                         _conv(2 * b, b), nn.Conv2d(b, x_ch, 3, 1, 1))
 
 # %% ../../nbs/10_models/40_ali.ipynb #7212ebb8
 class _NoiseDrop(nn.Module):
     "Gaussian input noise of std `std` and dropout `p`, both only in training mode."
-    def __init__(self, std, p): super().__init__(); self.std, self.p = std, p
+    def __init__(self, std, p):
+        super().__init__()
+        self.std, self.p = std, p
     def forward(self, x):
         if self.training and self.std > 0: x = x + self.std * torch.randn_like(x)
         return F.dropout(x, self.p, self.training)
@@ -86,22 +86,23 @@ def _wlin(i, o, p):
 
 class JointCritic(nn.Module):
     "Discriminator D(x, [z1,] z) -> logit: an x branch, z1 joined along channels, a z branch, joined by an MLP."
-    def __init__(self, x_shape=(1, 32, 32), # image shape (C, S, S)
+    def __init__(self, x_shape=(1, 32, 32), # image shape (C, S, S), square, S >= 8 (zero-padded to P, a multiple of 8)
                  z_dim=16,      # size of the global code (ALI's z, HALI's z2)
-                 z1_ch=None,    # channels of the spatial code z1 at resolution S/4 (None: ALI, no z1)
-                 *, ch=16,      # base channel count
+                 z1_ch=None,    # channels of the spatial code z1 at resolution P/4 (None: ALI, no z1)
+                 *, base_ch=16, # width: channels of the first conv layer
                  hidden=256,    # width of the z branch and the joint layers
                  noise_std=0.2, # std of the Gaussian noise added to every input in training
                  dropout=0.2):  # dropout on the inputs and after each layer
         super().__init__()
-        C, S = x_shape[0], x_shape[-1]
+        C, P, b = x_shape[0], _side(x_shape, 'JointCritic'), base_ch
         self.x_in, self.z_in = _NoiseDrop(noise_std, dropout), _NoiseDrop(noise_std, dropout)
-        self.x_net = nn.Sequential(_wconv(C, ch, 4, 2, dropout), _wconv(ch, 2 * ch, 4, 2, dropout))  # (2ch, S/4, S/4)
+        self.x_net = nn.Sequential(PadTo(P), _wconv(C, b, 4, 2, dropout),
+                                   _wconv(b, 2 * b, 4, 2, dropout))  # (2b, P/4, P/4)
         self.z1_in = _NoiseDrop(noise_std, dropout) if z1_ch else None
-        self.xz1_net = nn.Sequential(_wconv(2 * ch + (z1_ch or 0), 4 * ch, 3, 1, dropout),
-                                     _wconv(4 * ch, 4 * ch, 4, 2, dropout), nn.Flatten())  # (4ch (S/8)^2,)
+        self.xz1_net = nn.Sequential(_wconv(2 * b + (z1_ch or 0), 4 * b, 3, 1, dropout),
+                                     _wconv(4 * b, 4 * b, 4, 2, dropout), nn.Flatten())  # (4b (P/8)^2,)
         self.z_net = nn.Sequential(_wlin(z_dim, hidden, dropout), _wlin(hidden, hidden, dropout))
-        self.joint = _wlin(4 * ch * (S // 8) ** 2 + hidden, hidden, dropout)
+        self.joint = _wlin(4 * b * (P // 8) ** 2 + hidden, hidden, dropout)
         self.out = nn.Linear(hidden, 1)
 
     def features(self, x, *zs): # x in [-1, 1]; zs = (z,) for ALI, (z1, z2) for HALI
@@ -115,211 +116,332 @@ class JointCritic(nn.Module):
         return self.out(self.features(x, *zs)).squeeze(1)
 
 # %% ../../nbs/10_models/40_ali.ipynb #921f0f5d
-class _AdversarialInference(nn.Module):
-    "Shared game of ALI and HALI: encoder joint vs decoder joint, one discriminator, optional classifier q(y|z)."
-    def _setup_common(self, n_classes, clf_dim, clf_hidden, clf_weight, adversarial, lr, lr_disc):
-        self.n_classes, self.clf_weight, self.adversarial, self.lr = n_classes, clf_weight, adversarial, lr
-        self.lr_disc = lr if lr_disc is None else lr_disc
+class _AdversarialInference(Model):
+    "Shared game of ALI and HALI: encoder joint vs decoder joint, one critic, optional classifier q(y|z_l)."
+    code_names = ()  # names of the codes, in the critic's order: ('z',) or ('z1', 'z2')
+
+    def _setup_common(self, n_classes, clf_dim, clf_hidden, clf_weight, adversarial, enc_noise):
+        "Classifier, batch spec and the shared settings (called at the end of the constructor)."
+        if not adversarial and n_classes is None:
+            raise ValueError(f"{type(self).__name__}(adversarial=False) trains only the classifier: give n_classes")
+        self.n_classes, self.clf_weight, self.adversarial = n_classes, clf_weight, adversarial
+        self.enc_noise = enc_noise
         if n_classes is None: self.clf = None
-        elif clf_hidden: self.clf = nn.Sequential(nn.Linear(clf_dim, clf_hidden), _lrelu(), nn.Linear(clf_hidden, n_classes))
+        elif clf_hidden:
+            self.clf = nn.Sequential(nn.Linear(clf_dim, clf_hidden), _lrelu(), nn.Linear(clf_hidden, n_classes))
         else: self.clf = nn.Linear(clf_dim, n_classes)
+        labelled = {'x': 'images', 'y': 'classes'}
+        if n_classes is None: self.batch_spec = {'x': 'images'}
+        elif adversarial: self.batch_spec = {'unlabelled': {'x': 'images'}, 'labelled': labelled}
+        else: self.batch_spec = labelled
+
+    def to_model_range(self, x):
+        "Images in [0, 1] -> [-1, 1], the range of the tanh decoders and of every network's image input."
+        return to_signed(x)
+
+    def from_model_range(self, x):
+        "[-1, 1] -> [0, 1]."
+        return from_signed(x)
 
     def param_groups(self):
-        "Two players: 'disc' (D) and 'gen' (encoder, decoder and classifier, which share the generator's cost)."
-        d = set(map(id, self.D.parameters()))
-        return {'disc': list(self.D.parameters()), 'gen': [p for p in self.parameters() if id(p) not in d]}
+        "Two players: 'disc' (the critic) and 'gen' (encoder, decoder and classifier)."
+        d = set(map(id, self.critic.parameters()))
+        return {'disc': list(self.critic.parameters()), 'gen': [p for p in self.parameters() if id(p) not in d]}
 
     def default_optim(self):
-        "Adam with beta1 = 0.5; lr 1e-4 for both players by default (the paper's setting)."
-        return {'disc': dict(name='adam', lr=self.lr_disc, betas=(0.5, 0.999)), 'gen': dict(name='adam', lr=self.lr, betas=(0.5, 0.999))}
+        "Adam with beta1 = 0.5 and lr 1e-4 for both players (the paper's setting)."
+        return {g: dict(name='adam', lr=1e-4, betas=(0.5, 0.999)) for g in ('disc', 'gen')}
 
-    def check_batch(self, batch):
-        "Raise a clear error unless `batch` holds float images of the model's shape in [0, 1]."
-        parts = batch.values() if 'x' not in batch else [batch]
-        for b in parts:
-            x = b['x']
-            if x.dtype != torch.float32 or tuple(x.shape[1:]) != tuple(self.x_shape):
-                raise ValueError(f"expected float32 images of shape (B, {', '.join(map(str, self.x_shape))}), got {x.dtype} {tuple(x.shape)}")
-            if x.min() < 0 or x.max() > 1: raise ValueError(f"expected images in [0, 1], got range [{x.min():.3g}, {x.max():.3g}]")
-        if 'labelled' in batch and self.clf is None: raise ValueError("batch has a 'labelled' part but the model has no classifier (n_classes=None)")
+    def _noisy(self, xm):
+        "The encoder's input: x (in [-1, 1]) plus Gaussian noise of std `enc_noise`, in training mode only."
+        return xm + self.enc_noise * torch.randn_like(xm) if self.training and self.enc_noise else xm
 
-    def classify_logits(self, x, sample=True): # x: images in [-1, 1]
-        "Logits of q(y|z_l) at the classifier's level, z_l drawn from (or, sample=False, the mean of) the encoder."
-        return self.clf(self.code(x, self.clf_level, sample).flatten(1))
+    def _normal(self, shape, generator=None):
+        "Standard normal draws of `shape` on the model's device (from `generator` where given)."
+        if generator is None: return torch.randn(shape, device=self.device)
+        return torch.randn(shape, generator=generator, device=generator.device).to(self.device)
 
-    @torch.no_grad()
-    def predict(self, x, k=1): # x: images in [0, 1]; k: encoder samples averaged (0: use the means)
-        "Class probabilities E_q(z|x)[q(y|z)] (eq 9), Monte Carlo over k samples (k=0: at the mean code)."
-        x = to_signed(x)
-        if k == 0: return self.classify_logits(x, sample=False).softmax(1)
-        return torch.stack([self.classify_logits(x, sample=True).softmax(1) for _ in range(k)]).mean(0)
+    def _draw(self, mu, logvar, sample=True, generator=None):
+        "A reparameterised sample of N(mu, exp(logvar)) (the mean with sample=False)."
+        if not sample: return mu
+        if generator is None: return gaussian_sample(mu, logvar)
+        return mu + torch.exp(0.5 * logvar) * self._normal(mu.shape, generator)
 
-    def train_step(self, batch, opt):
-        "One step: D on detached triples, then encoder/decoder on a fresh D pass (+ cross-entropy on labelled pairs)."
-        lab = batch.get('labelled') if 'x' not in batch else (batch if not self.adversarial else None)
-        unl = batch.get('unlabelled') if 'x' not in batch else batch
-        out, loss_g = {}, 0.
-        if self.adversarial:
-            x = to_signed(unl['x'])
-            q, p = self.enc_joint(x), self.dec_joint(x.shape[0])
-            loss_d = disc_loss(self.D(*[t.detach() for t in q]), self.D(*[t.detach() for t in p]))
-            opt.step('disc', loss_d)
-            lq, lp = self.D(*q), self.D(*p)  # fresh D pass: D's new weights; the generator's graph is untouched
-            loss_g = gen_loss(lq, lp)
-            out.update(loss_d=loss_d.item(), loss_g=loss_g.item(),
-                       d_enc=torch.sigmoid(lq).mean().item(), d_dec=torch.sigmoid(lp).mean().item())
-        if lab is not None and self.clf is not None:
-            ce = F.cross_entropy(self.classify_logits(to_signed(lab['x'])), lab['y'])
-            loss_g = loss_g + self.clf_weight * ce
-            out['ce'] = ce.item()
-        opt.step('gen', loss_g)
-        return out
+    @classmethod
+    def toy(cls, x_shape=(1, 16, 16), n=8, seed=0):
+        "A small instance (base_ch 4, a 32-wide critic), a batch of `n` random images, no conditioning."
+        g = torch.Generator().manual_seed(seed)
+        return cls(x_shape, base_ch=4, hidden=32), {'x': torch.rand(n, *x_shape, generator=g)}, {}
+
+# %% ../../nbs/10_models/40_ali.ipynb #a409834b
+@patch
+@evaluation
+def encode(self: _AdversarialInference, x): # images in [0, 1]
+    "The posterior means of the codes of `x`, by name: {'z'} (ALI) or {'z1', 'z2'} (HALI)."
+    return dict(zip(self.code_names, self._mean_codes(self.to_model_range(x))))
+
+@patch
+@evaluation
+def sample(self: _AdversarialInference, n, generator=None):
+    "`n` images in [0, 1]: the decoder's mean image of a draw from the prior (and, in HALI, from p(z1|z2))."
+    return self.from_model_range(self._dec_joint(n, generator)[0])
+
+@patch
+@evaluation
+def reconstruct(self: _AdversarialInference, x, level=1, sample=False): # x in [0, 1]
+    "The level-`level` reconstruction of eq 5: encode up to z_level, decode back down; in [0, 1]."
+    z = self._code(self.to_model_range(x), level, sample)
+    return self.from_model_range(self._decode_from(z, level, sample))
+
+@patch
+@evaluation
+def embed(self: _AdversarialInference, x): # images in [0, 1]
+    "Critic embedding of x with its own mean codes: the features of eq 8 (needs `critic.features`)."
+    xm = self.to_model_range(x)
+    return self.critic.features(xm, *self._mean_codes(xm))
 
 # %% ../../nbs/10_models/40_ali.ipynb #ad558c43
 class ALI(_AdversarialInference):
-    "ALI / BiGAN: encoder q(z|x), decoder p(x|z) p(z), one joint discriminator D(x, z)."
-    def __init__(self, x_shape=(1, 32, 32), # image shape (C, S, S), S divisible by 8
+    "ALI / BiGAN: encoder q(z|x), decoder p(z) p(x|z), one joint critic D(x, z)."
+    networks = ('encoder', 'decoder', 'critic')
+    code_names = ('z',)
+    def __init__(self, x_shape=(1, 32, 32), # image shape (C, S, S), square, S >= 8 (28: padded to 32 inside)
                  z_dim=16,          # latent size
-                 *, ch=16,          # base channel count of every network
-                 hidden=256,        # discriminator width
-                 noise_std=0.2,     # Gaussian noise on the discriminator's inputs (training only)
+                 *,
+                 encoder=None,      # q(z|x): images (B, C, S, S) in [-1, 1] -> (B, 2 z_dim) [mean, log-variance]
+                 decoder=None,      # p(x|z): codes (B, z_dim) -> (B, C, S, S) pre-tanh; the mean image is their tanh
+                 critic=None,       # D(x, z): x (B, C, S, S) in [-1, 1], z (B, z_dim) -> logits (B,) (embed: .features)
+                 base_ch=16,        # width of the default networks
+                 hidden=256,        # default critic: width of its z branch and joint layers
+                 noise_std=0.2,     # default critic: Gaussian noise on its inputs (training only)
+                 dropout=0.2,       # default critic: dropout
                  enc_noise=0.2,     # Gaussian noise on the encoder's input (training only)
-                 dropout=0.2,       # discriminator dropout
                  n_classes=None,    # add a classifier q(y|z) with this many classes (semi-supervised)
                  clf_hidden=0,      # hidden width of the classifier (0: softmax regression)
                  clf_weight=1.0,    # weight of the cross-entropy in the generator's cost
-                 adversarial=True,  # False: only the classifier's cross-entropy (supervised-only baseline)
-                 lr=1e-4,           # Adam learning rate of the encoder/decoder (and of D unless lr_disc is given)
-                 lr_disc=None):     # Adam learning rate of the discriminator (None: lr)
+                 adversarial=True): # False: only the classifier's cross-entropy (supervised-only baseline)
         super().__init__()
-        self.x_shape, self.z_dim, self.enc_noise, self.clf_level = tuple(x_shape), z_dim, enc_noise, 1
-        C, S = x_shape[0], x_shape[-1]
-        self.enc = nn.Sequential(_down_x(C, ch), _down_vec(4 * ch, ch, S // 4, z_dim))
-        self.dec = nn.Sequential(_UpVec(z_dim, ch, S // 4), _up_x(4 * ch, ch, C))
-        self.D = JointCritic(x_shape, z_dim, None, ch=ch, hidden=hidden, noise_std=noise_std, dropout=dropout)
-        self._setup_common(n_classes, z_dim, clf_hidden, clf_weight, adversarial, lr, lr_disc)
+        self.x_shape, self.z_dim, self.clf_level = tuple(x_shape), z_dim, 1
+        C, S, P, b = x_shape[0], x_shape[-1], _side(x_shape, 'ALI'), base_ch
+        self.encoder = encoder if encoder is not None else nn.Sequential(
+            PadTo(P), _down_x(C, b), _down_vec(4 * b, b, P // 4, 2 * z_dim))
+        self.decoder = decoder if decoder is not None else nn.Sequential(
+            _UpVec(z_dim, b, P // 4), _up_x(4 * b, b, C), CropTo(S))
+        self.critic = critic if critic is not None else JointCritic(
+            x_shape, z_dim, None, base_ch=b, hidden=hidden, noise_std=noise_std, dropout=dropout)
+        self._setup_common(n_classes, z_dim, clf_hidden, clf_weight, adversarial, enc_noise)
 
-    def q_z(self, x): # images in [-1, 1]
-        "Encoder kernel q(z|x): (mu, logvar)."
-        if self.training and self.enc_noise: x = x + self.enc_noise * torch.randn_like(x)
-        return self.enc(x)
-    def p_x(self, z): "Decoder kernel p(x|z): its mean image in [-1, 1]."; return self.dec(z)
-    def enc_joint(self, x): "A sample (x, z) of q(x, z) = q(x) q(z|x)."; return x, gaussian_sample(*self.q_z(x))
-    def dec_joint(self, n):
-        "A sample (x, z) of p(x, z) = p(z) p(x|z)."
-        z = torch.randn(n, self.z_dim, device=self.out_device)
-        return self.p_x(z), z
-    @property
-    def out_device(self): return next(self.parameters()).device
-    def code(self, x, level=1, sample=False): # x in [-1, 1]
-        "The code z (sampled, or its mean)."
-        mu, logvar = self.q_z(x)
-        return gaussian_sample(mu, logvar) if sample else mu
+# %% ../../nbs/10_models/40_ali.ipynb #f86c62d6
+@patch
+def _q_z(self: ALI, xm): # images in [-1, 1]
+    "Encoder kernel q(z|x) (input noised in training): (mu, logvar)."
+    return split_gaussian(self.encoder(self._noisy(xm)))
 
-    @torch.no_grad()
-    def encode(self, x, sample=False): "Codes of images x in [0, 1]."; return self.code(to_signed(x), 1, sample)
-    @torch.no_grad()
-    def decode(self, z): "Images in [0, 1] decoded from z."; return from_signed(self.p_x(z))
-    @torch.no_grad()
-    def reconstruct(self, x, level=1, sample=False): # x in [0, 1]; ALI has one level
-        "x -> z -> x' (the ALI reconstruction), in [0, 1]."
-        if level != 1: raise ValueError(f"ALI has one latent level; got level={level}")
-        return from_signed(self.p_x(self.code(to_signed(x), 1, sample)))
-    @torch.no_grad()
-    def sample(self, n): "n images in [0, 1] from the decoder."; return from_signed(self.dec_joint(n)[0])
-    @torch.no_grad()
-    def embed(self, x): # images in [0, 1]
-        "Discriminator embedding of x with its own (mean) code: the features of eq 8."
-        xs = to_signed(x)
-        return self.D.features(xs, self.code(xs))
+@patch
+def _p_x(self: ALI, z):
+    "Decoder kernel p(x|z): its mean image, in [-1, 1]."
+    return torch.tanh(self.decoder(z))
+
+@patch
+def _enc_joint(self: ALI, xm): # images in [-1, 1]
+    "A sample (x, z) of q(x, z) = q(x) q(z|x)."
+    return xm, gaussian_sample(*self._q_z(xm))
+
+@patch
+def _dec_joint(self: ALI, n, generator=None):
+    "A sample (x, z) of p(x, z) = p(z) p(x|z), x in [-1, 1]."
+    z = self._normal((n, self.z_dim), generator)
+    return self._p_x(z), z
+
+@patch
+def _code(self: ALI, xm, level=1, sample=False): # images in [-1, 1]
+    "The code z (sampled, or its mean); ALI has one level."
+    if level != 1: raise ValueError(f"ALI has one latent level; got level={level}")
+    return self._draw(*self._q_z(xm), sample)
+
+@patch
+def _mean_codes(self: ALI, xm):
+    "(mean of q(z|x),)."
+    return (self._code(xm),)
+
+@patch
+def _decode_from(self: ALI, z, level=1, sample=False):
+    "The mean image of p(x|z), in [-1, 1]."
+    return self._p_x(z)
+
+@patch
+@evaluation
+def decode(self: ALI, z):
+    "The mean image of p(x|z), in [0, 1]."
+    return self.from_model_range(self._p_x(z))
+
+# %% ../../nbs/10_models/40_ali.ipynb #fbcef751
+@patch
+def _parts(self: _AdversarialInference, batch):
+    "(unlabelled, labelled) parts of a batch, either None, as `batch_spec` says."
+    if self.n_classes is None: return batch, None
+    if not self.adversarial: return None, batch
+    return batch['unlabelled'], batch['labelled']
+
+@patch
+def _game(self: _AdversarialInference, batch, opt=None):
+    "The losses from one encoder/decoder pass; with `opt`, step the critic, then the generator on a fresh critic pass."
+    unl, lab = self._parts(batch)
+    out, loss_gen = {}, 0.
+    if unl is not None:
+        q = self._enc_joint(self.to_model_range(unl['x']))
+        p = self._dec_joint(unl['x'].shape[0])
+        out['loss_d'] = gan_disc_loss(self.critic(*[t.detach() for t in q]), self.critic(*[t.detach() for t in p]))
+        if opt is not None: opt.step('disc', out['loss_d'])
+        lq, lp = self.critic(*q), self.critic(*p)  # fresh pass: the critic's new weights, the generator's graph intact
+        out['loss_g'] = gan_gen_loss(lp) + gan_gen_loss(-lq)
+        out['d_enc'], out['d_dec'] = torch.sigmoid(lq).mean().detach(), torch.sigmoid(lp).mean().detach()
+        loss_gen = out['loss_g']
+    if lab is not None:
+        out['ce'] = F.cross_entropy(self._classify_logits(self.to_model_range(lab['x'])), lab['y'])
+        loss_gen = loss_gen + self.clf_weight * out['ce']
+    if opt is not None: opt.step('gen', loss_gen)
+    return out
+
+@patch
+def forward(self: _AdversarialInference, batch):
+    "The losses of `train_step` from one pass, no update: loss_d, loss_g, ce (labelled batches), d_enc, d_dec."
+    return self._game(batch)
+
+@patch
+def train_step(self: _AdversarialInference, batch, opt):
+    "One step: the critic on detached triples, then encoder/decoder on a fresh critic pass (+ cross-entropy)."
+    return {k: v.item() for k, v in self._game(batch, opt).items()}
 
 # %% ../../nbs/10_models/40_ali.ipynb #333722a1
 class HALI(_AdversarialInference):
-    "Hierarchical ALI: q(z1|x) q(z2|z1) against p(z2) p(z1|z2) p(x|z1), one discriminator D(x, z1, z2)."
-    def __init__(self, x_shape=(1, 32, 32), # image shape (C, S, S), S divisible by 8
-                 z1_ch=4,           # channels of the spatial code z1 (resolution S/4)
+    "Hierarchical ALI: q(z1|x) q(z2|z1) against p(z2) p(z1|z2) p(x|z1), one critic D(x, z1, z2)."
+    networks = ('encoder1', 'encoder2', 'decoder1', 'decoder0', 'critic')
+    code_names = ('z1', 'z2')
+    def __init__(self, x_shape=(1, 32, 32), # image shape (C, S, S), square, S >= 8 (28: padded to P = 32 inside)
+                 z1_ch=4,           # channels of the spatial code z1 (resolution P/4)
                  z2_dim=16,         # size of the global code z2
-                 *, ch=16,          # base channel count of every network
-                 hidden=256,        # discriminator width
-                 noise_std=0.2,     # Gaussian noise on the discriminator's inputs (training only)
+                 *,
+                 encoder1=None,     # q(z1|x): images (B, C, S, S) in [-1, 1] -> (B, 2 z1_ch, P/4, P/4) [mean, logvar]
+                 encoder2=None,     # q(z2|z1): (B, z1_ch, P/4, P/4) -> (B, 2 z2_dim) [mean, log-variance]
+                 decoder1=None,     # p(z1|z2): (B, z2_dim) -> (B, 2 z1_ch, P/4, P/4) [mean, log-variance]
+                 decoder0=None,     # p(x|z1): (B, z1_ch, P/4, P/4) -> (B, C, S, S) pre-tanh (mean image: their tanh)
+                 critic=None,       # D(x, z1, z2): x in [-1, 1] -> logits (B,); `embed` uses critic.features
+                 base_ch=16,        # width of the default networks
+                 hidden=256,        # default critic: width of its z branch and joint layers
+                 noise_std=0.2,     # default critic: Gaussian noise on its inputs (training only)
+                 dropout=0.2,       # default critic: dropout
                  enc_noise=0.2,     # Gaussian noise on the encoder's input (training only)
-                 dropout=0.2,       # discriminator dropout
                  n_classes=None,    # add a classifier q(y|z_l) with this many classes (semi-supervised, eqs 9-10)
                  clf_level=2,       # which encoder level the classifier reads (1: z1, 2: z2)
                  clf_hidden=0,      # hidden width of the classifier (0: softmax regression)
                  clf_weight=1.0,    # weight of the cross-entropy in the generator's cost
-                 adversarial=True,  # False: only the classifier's cross-entropy (supervised-only baseline)
-                 lr=1e-4,           # Adam learning rate of the encoder/decoder (and of D unless lr_disc is given)
-                 lr_disc=None):     # Adam learning rate of the discriminator (None: lr)
+                 adversarial=True): # False: only the classifier's cross-entropy (supervised-only baseline)
         super().__init__()
-        C, S = x_shape[0], x_shape[-1]
-        self.x_shape, self.z1_shape, self.z2_dim = tuple(x_shape), (z1_ch, S // 4, S // 4), z2_dim
-        self.enc_noise, self.clf_level = enc_noise, clf_level
-        self.enc1 = nn.Sequential(_down_x(C, ch), _head(4 * ch, z1_ch, spatial=True))
-        self.enc2 = nn.Sequential(_conv(z1_ch, 4 * ch), _down_vec(4 * ch, ch, S // 4, z2_dim))
-        self.dec1 = nn.Sequential(_UpVec(z2_dim, ch, S // 4), _head(4 * ch, z1_ch, spatial=True))
-        self.dec0 = _up_x(z1_ch, ch, C)
-        self.D = JointCritic(x_shape, z2_dim, z1_ch, ch=ch, hidden=hidden, noise_std=noise_std, dropout=dropout)
+        if clf_level not in (1, 2): raise ValueError(f"HALI: clf_level must be 1 (z1) or 2 (z2), got {clf_level}")
+        C, S, P, b = x_shape[0], x_shape[-1], _side(x_shape, 'HALI'), base_ch
+        self.x_shape, self.z1_shape, self.z2_dim = tuple(x_shape), (z1_ch, P // 4, P // 4), z2_dim
+        self.clf_level = clf_level
+        self.encoder1 = encoder1 if encoder1 is not None else nn.Sequential(
+            PadTo(P), _down_x(C, b), nn.Conv2d(4 * b, 2 * z1_ch, 1))
+        self.encoder2 = encoder2 if encoder2 is not None else nn.Sequential(
+            _conv(z1_ch, 4 * b), _down_vec(4 * b, b, P // 4, 2 * z2_dim))
+        self.decoder1 = decoder1 if decoder1 is not None else nn.Sequential(
+            _UpVec(z2_dim, b, P // 4), nn.Conv2d(4 * b, 2 * z1_ch, 1))
+        self.decoder0 = decoder0 if decoder0 is not None else nn.Sequential(_up_x(z1_ch, b, C), CropTo(S))
+        self.critic = critic if critic is not None else JointCritic(
+            x_shape, z2_dim, z1_ch, base_ch=b, hidden=hidden, noise_std=noise_std, dropout=dropout)
         self._setup_common(n_classes, math.prod(self.z1_shape) if clf_level == 1 else z2_dim,
-                           clf_hidden, clf_weight, adversarial, lr, lr_disc)
+                           clf_hidden, clf_weight, adversarial, enc_noise)
 
-    def q_z1(self, x): # images in [-1, 1]
-        "Encoder kernel q(z1|x): (mu, logvar), each (B, z1_ch, S/4, S/4)."
-        if self.training and self.enc_noise: x = x + self.enc_noise * torch.randn_like(x)
-        return self.enc1(x)
-    def q_z2(self, z1): "Encoder kernel q(z2|z1): (mu, logvar), each (B, z2_dim)."; return self.enc2(z1)
-    def p_z1(self, z2): "Decoder kernel p(z1|z2): (mu, logvar)."; return self.dec1(z2)
-    def p_x(self, z1): "Decoder kernel p(x|z1): its mean image in [-1, 1]."; return self.dec0(z1)
-    @property
-    def out_device(self): return next(self.parameters()).device
+# %% ../../nbs/10_models/40_ali.ipynb #b0bdee72
+@patch
+def _q_z1(self: HALI, xm): # images in [-1, 1]
+    "Encoder kernel q(z1|x) (input noised in training): (mu, logvar), each (B, z1_ch, P/4, P/4)."
+    return split_gaussian(self.encoder1(self._noisy(xm)))
 
-    def enc_joint(self, x): # x in [-1, 1]
-        "A sample (x, z1, z2) of q(x) q(z1|x) q(z2|z1) (eq 3): z2 is drawn from the *sampled* z1."
-        z1 = gaussian_sample(*self.q_z1(x))
-        return x, z1, gaussian_sample(*self.q_z2(z1))
-    def dec_joint(self, n):
-        "A sample (x, z1, z2) of p(z2) p(z1|z2) p(x|z1) (eq 4)."
-        z2 = torch.randn(n, self.z2_dim, device=self.out_device)
-        z1 = gaussian_sample(*self.p_z1(z2))
-        return self.p_x(z1), z1, z2
+@patch
+def _q_z2(self: HALI, z1):
+    "Encoder kernel q(z2|z1): (mu, logvar), each (B, z2_dim)."
+    return split_gaussian(self.encoder2(z1))
 
-    def code(self, x, level=1, sample=False): # x in [-1, 1]
-        "The code at `level` (1: z1, 2: z2), climbing the encoder kernels; sampled, or the means."
-        draw = (lambda m, lv: gaussian_sample(m, lv)) if sample else (lambda m, lv: m)
-        z = draw(*self.q_z1(x))
-        return z if level == 1 else draw(*self.q_z2(z))
-    def decode_from(self, z, level=1, sample=False): # z: a code at `level`
-        "Climb down the decoder kernels from level `level` to x in [-1, 1]."
-        if level == 2:
-            mu, lv = self.p_z1(z)
-            z = gaussian_sample(mu, lv) if sample else mu
-        return self.p_x(z)
+@patch
+def _p_z1(self: HALI, z2):
+    "Decoder kernel p(z1|z2): (mu, logvar), each (B, z1_ch, P/4, P/4)."
+    return split_gaussian(self.decoder1(z2))
 
-    @torch.no_grad()
-    def encode(self, x, sample=False): # images in [0, 1]
-        "Codes (z1, z2) of images x in [0, 1]."
-        xs = to_signed(x)
-        z1 = self.code(xs, 1, sample)
-        mu, lv = self.q_z2(z1)
-        return z1, (gaussian_sample(mu, lv) if sample else mu)
-    @torch.no_grad()
-    def decode(self, z2, sample=False): "Images in [0, 1] from z2 through p(z1|z2) and p(x|z1)."; return from_signed(self.decode_from(z2, 2, sample))
-    @torch.no_grad()
-    def reconstruct(self, x, level=1, sample=False): # x in [0, 1]; level 1 or 2
-        "The level-`level` reconstruction of eq 5: encode up to z_level, decode back down; in [0, 1]."
-        if level not in (1, 2): raise ValueError(f"HALI has levels 1 and 2; got level={level}")
-        return from_signed(self.decode_from(self.code(to_signed(x), level, sample), level, sample))
-    @torch.no_grad()
-    def sample(self, n): "n images in [0, 1] from the decoder."; return from_signed(self.dec_joint(n)[0])
-    @torch.no_grad()
-    def embed(self, x): # images in [0, 1]
-        "Discriminator embedding of x with its own (mean) codes: the features of eq 8."
-        xs = to_signed(x)
-        z1 = self.code(xs, 1)
-        return self.D.features(xs, z1, self.q_z2(z1)[0])
-    @torch.no_grad()
-    def innovate(self, x, k, scale): # x in [0, 1]; k: index into z2; scale: multiplier of z2[k]
-        "Latent innovation (§6.3): z1 + E[z1|z2'] - E[z1|z2] with z2' = z2 with entry k scaled; decoded to [0, 1]."
-        z1, z2 = self.encode(x)
-        z2m = z2.clone(); z2m[:, k] = z2m[:, k] * scale
-        return from_signed(self.p_x(z1 + self.p_z1(z2m)[0] - self.p_z1(z2)[0]))
+@patch
+def _p_x(self: HALI, z1):
+    "Decoder kernel p(x|z1): its mean image, in [-1, 1]."
+    return torch.tanh(self.decoder0(z1))
+
+@patch
+def _enc_joint(self: HALI, xm): # images in [-1, 1]
+    "A sample (x, z1, z2) of q(x) q(z1|x) q(z2|z1) (eq 3): z2 is drawn from the *sampled* z1."
+    z1 = gaussian_sample(*self._q_z1(xm))
+    return xm, z1, gaussian_sample(*self._q_z2(z1))
+
+@patch
+def _dec_joint(self: HALI, n, generator=None):
+    "A sample (x, z1, z2) of p(z2) p(z1|z2) p(x|z1) (eq 4), x in [-1, 1]."
+    z2 = self._normal((n, self.z2_dim), generator)
+    z1 = self._draw(*self._p_z1(z2), generator=generator)
+    return self._p_x(z1), z1, z2
+
+# %% ../../nbs/10_models/40_ali.ipynb #693c8712
+@patch
+def _code(self: HALI, xm, level=1, sample=False): # images in [-1, 1]
+    "The code at `level` (1: z1, 2: z2), climbing the encoder kernels; sampled, or the means."
+    if level not in (1, 2): raise ValueError(f"HALI has levels 1 and 2; got level={level}")
+    z = self._draw(*self._q_z1(xm), sample)
+    return z if level == 1 else self._draw(*self._q_z2(z), sample)
+
+@patch
+def _mean_codes(self: HALI, xm):
+    "(mean of q(z1|x), mean of q(z2|z1) at that mean)."
+    z1 = self._code(xm, 1)
+    return z1, self._q_z2(z1)[0]
+
+@patch
+def _decode_from(self: HALI, z, level=1, sample=False):
+    "Climb down the decoder kernels from a code at `level` to x's mean image, in [-1, 1]."
+    if level == 2: z = self._draw(*self._p_z1(z), sample)
+    return self._p_x(z)
+
+@patch
+@evaluation
+def decode(self: HALI, z1=None, z2=None):
+    "The mean image in [0, 1]: of p(x|z1) given z1; given only z2, through the mean of p(z1|z2) first."
+    if z1 is None and z2 is None: raise TypeError("HALI.decode: give z1=... (level 1) or z2=... (level 2)")
+    return self.from_model_range(self._decode_from(z2, 2) if z1 is None else self._p_x(z1))
+
+@patch
+@evaluation
+def z1_mean(self: HALI, z2):
+    "E[z1 | z2] under the decoder kernel p(z1|z2)."
+    return self._p_z1(z2)[0]
+
+@patch
+@evaluation
+def innovate(self: HALI, x, k, scale): # x in [0, 1]; k: index into z2; scale: multiplier of z2[k]
+    "Latent innovation (§6.3): z1 + E[z1|z2'] - E[z1|z2] with z2' = z2 with entry k scaled; decoded to [0, 1]."
+    c = self.encode(x)
+    z2 = c['z2'].clone()
+    z2[:, k] = z2[:, k] * scale
+    return self.decode(z1=c['z1'] + self.z1_mean(z2) - self.z1_mean(c['z2']))
+
+# %% ../../nbs/10_models/40_ali.ipynb #9cbf41c5
+@patch
+def _classify_logits(self: _AdversarialInference, xm, sample=True): # images in [-1, 1]
+    "Logits of q(y|z_l) at the classifier's level, z_l drawn from (or, sample=False, the mean of) the encoder."
+    return self.clf(self._code(xm, self.clf_level, sample).flatten(1))
+
+@patch
+@evaluation
+def predict(self: _AdversarialInference, x, k=1): # x: images in [0, 1]; k: encoder samples averaged (0: the means)
+    "Class probabilities E_q(z|x)[q(y|z)] (eq 9), Monte Carlo over k samples (k=0: at the mean code)."
+    if self.clf is None:
+        raise ValueError(f"{type(self).__name__}.predict: the model has no classifier (n_classes=None)")
+    xm = self.to_model_range(x)
+    if k == 0: return self._classify_logits(xm, sample=False).softmax(1)
+    return torch.stack([self._classify_logits(xm, sample=True).softmax(1) for _ in range(k)]).mean(0)
