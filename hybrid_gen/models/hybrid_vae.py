@@ -8,17 +8,17 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 from ..distributions import (gaussian_sample, gaussian_log_prob, gaussian_entropy, kl_std_normal,
                                       depth_log_prob, log_mean_exp)
-from ..nets import ConvEncoder, ConvDecoder, mlp
+from ..nets import mlp
+from .core import Model, evaluation, image_encoder, image_decoder, split_gaussian
 
 # %% auto #0
-__all__ = ['PAPER_OPTIM', 'ADAM_OPTIM', 'OPTIMS', 'floor_logvar', 'HybridVAE', 'FVAE']
+__all__ = ['PAPER_OPTIM', 'floor_logvar', 'HybridVAE', 'FVAE']
 
 # %% ../../nbs/10_models/10_hybrid_vae.ipynb #5128f25c
 PAPER_OPTIM = dict(name='sgd', lr=0.01, momentum=0.9, clip=100.)  # §4.1 (+ a gradient-norm clip: see the text)
-ADAM_OPTIM = dict(name='adam', lr=1e-3)  # what trains these small models best on the book's data
-OPTIMS = {'paper': PAPER_OPTIM, 'adam': ADAM_OPTIM}
 
 def floor_logvar(raw:torch.Tensor, # unconstrained network output
                  min_std:float, # smallest standard deviation
@@ -28,8 +28,15 @@ def floor_logvar(raw:torch.Tensor, # unconstrained network output
     return m + F.softplus(raw - m)
 
 # %% ../../nbs/10_models/10_hybrid_vae.ipynb #62f401f0
-class HybridVAE(nn.Module):
+def _last_bias(net: nn.Module) -> torch.Tensor:
+    "The bias of the last layer of `net` that has one (the output layer of the default networks)."
+    return [m.bias for m in net.modules() if isinstance(getattr(m, 'bias', None), torch.Tensor)][-1]
+
+class HybridVAE(Model):
     "Joint VAE p(d, h) = ∫ p(d, h|z) p(z) dz with q(z|d, h) and (if `hybrid`) the discriminative q(h|d) of H-VAE."
+    batch_spec = {'labelled': {'x': 'images', 'h': 'values:h_shape'}, 'unlabelled': {'x': 'images'}}  # (H-VAE)
+    networks = ('encoder_d', 'encoder_h', 'encoder_z', 'decoder', 'decoder_d', 'decoder_h', 'label_encoder')
+
     def __init__(self,
                  x_shape:tuple=(3, 32, 32), # (C, S, S) of the images d
                  h_dim:int=10, # dimension of the continuous label h
@@ -37,213 +44,350 @@ class HybridVAE(nn.Module):
                  *,
                  hybrid:bool=True, # True: H-VAE (has q(h|d), trains on labelled + unlabelled); False: F-VAE
                  likelihood:str='gaussian', # 'gaussian' (images) or 'depth' (§3.1 two-state: needs `observed`)
-                 hidden:int=256, # units of every FC hidden layer (§4.1)
-                 base_ch:int=32, # channels of the first conv layer (doubled per layer, DCGAN-style)
+                 encoder_d:nn.Module|None=None, # q(z|d, h), image branch: (B, C', S, S) -> (B, F)
+                 encoder_h:nn.Module|None=None, # q(z|d, h), label branch: (..., h_dim) -> (..., G)
+                 encoder_z:nn.Module|None=None, # q(z|d, h), head: (..., F + G) -> (..., 2 z_dim) [mean, log-var]
+                 decoder:nn.Module|None=None, # p(d, h|z), trunk: (N, z_dim) -> (N, T)
+                 decoder_d:nn.Module|None=None, # p(d|z): (N, T) -> (N, 2C (+1 depth), S, S) [mean logit, raw log-var, obs]
+                 decoder_h:nn.Module|None=None, # p(h|z): (N, T) -> (N, 2 h_dim) [mean, raw log-variance]
+                 label_encoder:nn.Module|None=None, # q(h|d), H-VAE only: (B, C', S, S) -> (B, 2 h_dim) [mean, raw log-var]
+                 hidden:int=256, # default networks: units of every FC hidden layer (§4.1), F = G = T
+                 base_ch:int=32, # default networks: channels of the first conv layer (doubled per layer)
                  n_samples:int=3, # samples per stochastic layer in the training bounds (§4.1: 3)
                  min_std_x:float=0.02, # floor of the per-pixel std of p(d|z)
                  min_std_h:float=0.005, # floor of the per-dimension std of p(h|z) and q(h|d)
-                 init_std_x:float=0.1, # initial std of p(d|z) (bias of the log-variance maps)
-                 init_std_h:float=0.05, # initial std of p(h|z)
-                 optim:str='adam', # default optimiser: 'adam' or 'paper' (SGD 0.01, momentum 0.9)
+                 init_std_x:float=0.1, # initial std of p(d|z) (bias of the default log-variance maps)
+                 init_std_h:float=0.05, # initial std of p(h|z) (default decoder_h)
                  sup_weight:float=0., # NOT in the paper: weight of an extra supervised term log q(h|d) on labelled pairs
                 ):
         super().__init__()
-        if likelihood not in ('gaussian', 'depth'): raise ValueError(f"likelihood must be 'gaussian' or 'depth', got {likelihood!r}")
-        if optim not in OPTIMS: raise ValueError(f"optim must be one of {list(OPTIMS)}, got {optim!r}")
-        C, S, _ = x_shape
-        self.x_shape, self.h_dim, self.z_dim, self.hybrid, self.likelihood = tuple(x_shape), h_dim, z_dim, hybrid, likelihood
-        self.n_samples, self.min_std_x, self.min_std_h, self.optim = n_samples, min_std_x, min_std_h, optim
-        if sup_weight and not hybrid: raise ValueError("sup_weight needs q(h|d): use hybrid=True")
-        self.sup_weight = sup_weight
-        in_ch = C + (likelihood == 'depth')          # depth encoders also see the observed mask
-        conv = lambda: nn.Sequential(ConvEncoder(in_ch, S, hidden, base_ch=base_ch, bn=False, act=nn.ReLU), nn.ReLU())
-        # q(z|d, h): conv(d) ‖ 3-layer FC(h) -> FC -> Gaussian
-        self.enc_d, self.enc_h = conv(), mlp([h_dim, hidden, hidden, hidden], out_act=nn.ReLU)
-        self.enc_z = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * z_dim))
-        # p(d, h|z): FC trunk, then a deconv branch for d and an FC branch for h
-        self.dec = mlp([z_dim, hidden, hidden], out_act=nn.ReLU)
+        if likelihood not in ('gaussian', 'depth'):
+            raise ValueError(f"HybridVAE: likelihood must be 'gaussian' or 'depth', got {likelihood!r}")
+        if sup_weight and not hybrid: raise ValueError("HybridVAE: sup_weight needs q(h|d): use hybrid=True")
+        if label_encoder is not None and not hybrid:
+            raise ValueError("HybridVAE: an F-VAE (hybrid=False) has no q(h|d): leave label_encoder=None")
+        self.x_shape, self.h_dim, self.z_dim = tuple(x_shape), int(h_dim), int(z_dim)
+        self.h_shape = (self.h_dim,)  # the shape of one label (batch_spec kind 'values:h_shape')
+        self.hybrid, self.likelihood, self.n_samples = hybrid, likelihood, n_samples
+        self.min_std_x, self.min_std_h, self.sup_weight = min_std_x, min_std_h, sup_weight
+        C = self.x_shape[0]
+        in_shape = (C + (likelihood == 'depth'), *self.x_shape[1:])  # depth encoders also see the observed mask
         self.n_out = 2 * C + (likelihood == 'depth')  # mean, log-variance (and observation logit) maps
-        self.dec_d = ConvDecoder(hidden, self.n_out, S, base_ch=base_ch, bn=False)
-        self.dec_h = mlp([hidden, hidden, 2 * h_dim])
-        with torch.no_grad():  # start with small decoder variances: early gradients then shape the means, not the variances
-            self.dec_d.out.bias[C:2 * C] = 2 * math.log(init_std_x); self.dec_h[-1].bias[h_dim:] = 2 * math.log(init_std_h)
-        # q(h|d): conv -> FC -> Gaussian (H-VAE only)
-        self.q_h_net = nn.Sequential(conv(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * h_dim)) if hybrid else None
 
-    # ---------------- the three networks
+        def conv(): # conv subnetwork on d: (B, C', S, S) -> (B, hidden)
+            return nn.Sequential(image_encoder(in_shape, hidden, base_ch=base_ch, bn=False, act=nn.ReLU), nn.ReLU())
+        self.encoder_d = conv() if encoder_d is None else encoder_d
+        self.encoder_h = mlp([h_dim, hidden, hidden, hidden], out_act=nn.ReLU) if encoder_h is None else encoder_h
+        if encoder_z is None:
+            encoder_z = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * z_dim))
+        self.encoder_z = encoder_z
+        self.decoder = mlp([z_dim, hidden, hidden], out_act=nn.ReLU) if decoder is None else decoder
+        if decoder_d is None:  # start with small variances: early gradients then shape the means, not the variances
+            decoder_d = image_decoder(hidden, (self.n_out, *self.x_shape[1:]), base_ch=base_ch, bn=False)
+            with torch.no_grad():
+                _last_bias(decoder_d)[C:2 * C] = 2 * math.log(init_std_x)
+        self.decoder_d = decoder_d
+        if decoder_h is None:
+            decoder_h = mlp([hidden, hidden, 2 * h_dim])
+            with torch.no_grad():
+                _last_bias(decoder_h)[h_dim:] = 2 * math.log(init_std_h)
+        self.decoder_h = decoder_h
+        if hybrid and label_encoder is None:
+            label_encoder = nn.Sequential(conv(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * h_dim))
+        self.label_encoder = label_encoder
+        self.batch_spec = self._spec()
+        if not hybrid: self.networks = tuple(n for n in type(self).networks if n != 'label_encoder')
+
+    def _spec(self) -> dict:
+        "What a training batch of this model holds: labelled pairs (and unlabelled images for an H-VAE)."
+        part = {'x': 'images', **({'observed': 'mask'} if self.likelihood == 'depth' else {})}
+        spec = {'labelled': {'x': 'images', 'h': 'values:h_shape', **part}}
+        if self.hybrid: spec['unlabelled'] = part
+        return spec
+
     def _input(self, d, observed):
+        "What the encoders see: d, or for depth d with the unobserved pixels zeroed and the mask as a channel."
         if self.likelihood == 'depth':
             if observed is None: raise ValueError("a depth HybridVAE needs the `observed` mask (B, 1, S, S)")
             return torch.cat([d * observed, observed], 1)
         return d
 
-    def q_z(self, d, h, observed=None, feat=None):
-        "Parameters (mu, logvar) of q(z|d, h); `feat` = precomputed conv features of d (broadcast over leading dims of h)."
-        f = self.enc_d(self._input(d, observed)) if feat is None else feat
-        g = self.enc_h(h)
-        mu, lv = self.enc_z(torch.cat([f.expand_as(g), g], -1)).chunk(2, -1)
-        return mu, lv.clamp(-12, 8)
+# %% ../../nbs/10_models/10_hybrid_vae.ipynb #e3a1f0c2
+class FVAE(HybridVAE):
+    "F-VAE: the joint model trained on labelled pairs only (eq 2); every argument of `HybridVAE` but `hybrid`."
+    batch_spec = {'labelled': {'x': 'images', 'h': 'values:h_shape'}}
+    networks = tuple(n for n in HybridVAE.networks if n != 'label_encoder')
 
-    def q_h(self, d, observed=None):
-        "Parameters (mu, logvar) of the discriminative q(h|d) (H-VAE only)."
-        if self.q_h_net is None: raise RuntimeError("an F-VAE (hybrid=False) has no q(h|d); train an H-VAE for predict_h")
-        mu, raw = self.q_h_net(self._input(d, observed)).chunk(2, -1)
-        return mu, floor_logvar(raw, self.min_std_h)
+    def __init__(self,
+                 x_shape:tuple=(3, 32, 32), # (C, S, S) of the images d
+                 h_dim:int=10, # dimension of the continuous label h
+                 z_dim:int=32, # latent dimension
+                 **kw, # every other argument of HybridVAE (not `hybrid`)
+                ):
+        super().__init__(x_shape, h_dim, z_dim, hybrid=False, **kw)
 
-    def p_dh(self, z):
-        "Decoder: dict of mu_d, logvar_d (and obs_logits for depth), mu_h, logvar_h for z of shape (..., z_dim)."
-        lead, t = z.shape[:-1], self.dec(z.reshape(-1, self.z_dim))
-        C = self.x_shape[0]
-        o = self.dec_d(t).view(*lead, self.n_out, *self.x_shape[1:])
-        mh, lh = self.dec_h(t).view(*lead, 2 * self.h_dim).chunk(2, -1)
-        out = dict(mu_d=torch.sigmoid(o[..., :C, :, :]), logvar_d=floor_logvar(o[..., C:2 * C, :, :], self.min_std_x),
-                   mu_h=mh, logvar_h=floor_logvar(lh, self.min_std_h))
-        if self.likelihood == 'depth': out['obs_logits'] = o[..., 2 * C:, :, :]
-        return out
+# %% ../../nbs/10_models/10_hybrid_vae.ipynb #a0b1c2d2
+@patch
+def q_z(self: HybridVAE, d, h, observed=None,
+        feat=None, # precomputed `encoder_d` features of d, broadcast over the leading dims of h
+       ):
+    "Parameters (mu, logvar) of q(z|d, h), each (..., z_dim) for h of shape (..., h_dim)."
+    f = self.encoder_d(self._input(d, observed)) if feat is None else feat
+    g = self.encoder_h(h)
+    return split_gaussian(self.encoder_z(torch.cat([f.expand(*g.shape[:-1], f.shape[-1]), g], -1)), dim=-1)
 
-    def log_p_dh_given_z(self, d, h, z, observed=None):
-        "log p(d, h|z) per sample, shape z.shape[:-1]; d, h broadcast over the leading sample dims of z."
-        p = self.p_dh(z)
-        lead = z.shape[:-1]; n = math.prod(lead)
-        D = d.expand(*lead, *d.shape[-3:]).reshape(n, *d.shape[-3:])
-        H = h.expand(*lead, h.shape[-1]).reshape(n, -1)
-        flat = lambda k: p[k].reshape(n, *p[k].shape[len(lead):])
-        if self.likelihood == 'depth':
-            O = observed.expand(*lead, *observed.shape[-3:]).reshape(n, *observed.shape[-3:])
-            lp_d = depth_log_prob(D, O, flat('mu_d'), flat('logvar_d'), flat('obs_logits'))
-        else: lp_d = gaussian_log_prob(D, flat('mu_d'), flat('logvar_d'))
-        return (lp_d + gaussian_log_prob(H, flat('mu_h'), flat('logvar_h'))).view(lead)
+@patch
+def q_h(self: HybridVAE, d, observed=None):
+    "Parameters (mu, logvar) of the discriminative q(h|d) (H-VAE only), each (B, h_dim)."
+    if self.label_encoder is None:
+        raise RuntimeError("an F-VAE (hybrid=False) has no q(h|d); train an H-VAE for predict_h")
+    mu, raw = self.label_encoder(self._input(d, observed)).chunk(2, -1)
+    return mu, floor_logvar(raw, self.min_std_h)
 
-    # ---------------- the bounds
-    def full_elbo(self, d, h, observed=None, n_samples=None):
-        "L_F(d, h) (eq 2), shape (B,): E_q(z|d,h)[log p(d, h|z)] - KL(q(z|d, h) || p(z)), averaged over `n_samples` z."
-        K = n_samples or self.n_samples
-        mu, lv = self.q_z(d, h, observed)
-        z = gaussian_sample(mu.expand(K, *mu.shape), lv.expand(K, *lv.shape))      # (K, B, Z)
-        return self.log_p_dh_given_z(d, h, z, observed).mean(0) - kl_std_normal(mu, lv)
+@patch
+def _p_h(self: HybridVAE, t, lead): # trunk features (N, T); the leading shape of the codes
+    "Mean and floored log-variance of p(h|z) from the trunk features, each (*lead, h_dim)."
+    mh, lh = self.decoder_h(t).view(*lead, 2 * self.h_dim).chunk(2, -1)
+    return mh, floor_logvar(lh, self.min_std_h)
 
-    def partial_elbo(self, d, observed=None, n_samples=None):
-        "L_P(d) (eq 6), shape (B,): E_q(h|d)[L_F(d, h)] + H(q(h|d)), `n_samples` h and `n_samples` z per h."
-        K = n_samples or self.n_samples
-        mu_h, lv_h = self.q_h(d, observed)
-        h = gaussian_sample(mu_h.expand(K, *mu_h.shape), lv_h.expand(K, *lv_h.shape))  # (K, B, H)
-        feat = self.enc_d(self._input(d, observed))                                    # conv features once
-        mu, lv = self.q_z(d, h, observed, feat=feat)                                   # (K, B, Z)
-        z = gaussian_sample(mu.expand(K, *mu.shape), lv.expand(K, *lv.shape))          # (K, K, B, Z)
-        lf = self.log_p_dh_given_z(d, h, z, observed).mean(0) - kl_std_normal(mu.flatten(0, 1), lv.flatten(0, 1)).view(K, -1)
-        return lf.mean(0) + gaussian_entropy(lv_h)
+@patch
+def p_dh(self: HybridVAE, z):
+    "Decoder: dict of mu_d, logvar_d (and obs_logits for depth), mu_h, logvar_h for z of shape (..., z_dim)."
+    lead, t = z.shape[:-1], self.decoder(z.reshape(-1, self.z_dim))
+    C = self.x_shape[0]
+    o = self.decoder_d(t).view(*lead, self.n_out, *self.x_shape[1:])
+    mh, lh = self._p_h(t, lead)
+    out = dict(mu_d=torch.sigmoid(o[..., :C, :, :]), logvar_d=floor_logvar(o[..., C:2 * C, :, :], self.min_std_x),
+               mu_h=mh, logvar_h=lh)
+    if self.likelihood == 'depth': out['obs_logits'] = o[..., 2 * C:, :, :]
+    return out
 
-    def hybrid_objective(self, d_l, h_l, d_u, obs_l=None, obs_u=None):
-        "Eq 8 on one minibatch per sum: mean L_F over the labelled batch + mean L_P over the unlabelled batch."
-        return self.full_elbo(d_l, h_l, obs_l).mean() + self.partial_elbo(d_u, obs_u).mean()
+@patch
+def log_p_dh_given_z(self: HybridVAE, d, h, z, observed=None):
+    "log p(d, h|z) per sample, shape z.shape[:-1]; d, h broadcast over the leading sample dims of z."
+    p = self.p_dh(z)
+    lead = z.shape[:-1]
+    n = math.prod(lead)
+    D = d.expand(*lead, *d.shape[-3:]).reshape(n, *d.shape[-3:])
+    H = h.expand(*lead, h.shape[-1]).reshape(n, -1)
 
-    # ---------------- evaluation
-    def _chunks(self, k, chunk):
-        while k > 0: yield min(k, chunk); k -= chunk
+    def flat(k):
+        return p[k].reshape(n, *p[k].shape[len(lead):])
+    if self.likelihood == 'depth':
+        O = observed.expand(*lead, *observed.shape[-3:]).reshape(n, *observed.shape[-3:])
+        lp_d = depth_log_prob(D, O, flat('mu_d'), flat('logvar_d'), flat('obs_logits'))
+    else: lp_d = gaussian_log_prob(D, flat('mu_d'), flat('logvar_d'))
+    return (lp_d + gaussian_log_prob(H, flat('mu_h'), flat('logvar_h'))).view(lead)
 
-    @torch.no_grad()
-    def log_weights(self, d, h, k=100, observed=None, chunk=50):
-        "Importance log-weights (k, B) of log p(d, h): log p(d, h|z) + log p(z) - log q(z|d, h), z ~ q(z|d, h)."
-        mu, lv = self.q_z(d, h, observed); out = []
-        for c in self._chunks(k, chunk):
-            z = gaussian_sample(mu.expand(c, *mu.shape), lv.expand(c, *lv.shape))
-            out.append(self.log_p_dh_given_z(d, h, z, observed) + gaussian_log_prob(z.flatten(0, 1), 0., 0.).view(c, -1)
-                       - gaussian_log_prob(z.flatten(0, 1), mu.repeat(c, 1), lv.repeat(c, 1)).view(c, -1))
-        return torch.cat(out)
+# %% ../../nbs/10_models/10_hybrid_vae.ipynb #b0c1d2e2
+@patch
+def full_elbo(self: HybridVAE, d, h, observed=None, n_samples=None):
+    "L_F(d, h) (eq 2), shape (B,): E_q(z|d,h)[log p(d, h|z)] - KL(q(z|d, h) || p(z)), averaged over `n_samples` z."
+    K = n_samples or self.n_samples
+    mu, lv = self.q_z(d, h, observed)
+    z = gaussian_sample(mu.expand(K, *mu.shape), lv.expand(K, *lv.shape))      # (K, B, Z)
+    return self.log_p_dh_given_z(d, h, z, observed).mean(0) - kl_std_normal(mu, lv)
 
-    @torch.no_grad()
-    def log_weights_d(self, d, k=100, observed=None, chunk=50):
-        "Importance log-weights (k, B) of the marginal log p(d): h ~ q(h|d), z ~ q(z|d, h)."
-        mu_h, lv_h = self.q_h(d, observed)
-        feat = self.enc_d(self._input(d, observed)); out = []
-        for c in self._chunks(k, chunk):
-            h = gaussian_sample(mu_h.expand(c, *mu_h.shape), lv_h.expand(c, *lv_h.shape))
-            mu, lv = self.q_z(d, h, observed, feat=feat)
-            z = gaussian_sample(mu, lv)                                               # (c, B, Z): one z per h
-            g = lambda x, m, v: gaussian_log_prob(x.flatten(0, 1), m.flatten(0, 1) if torch.is_tensor(m) else m,
-                                                  v.flatten(0, 1) if torch.is_tensor(v) else v).view(c, -1)
-            out.append(self.log_p_dh_given_z(d, h, z, observed) + g(z, 0., 0.) - g(z, mu, lv)
-                       - g(h, mu_h.expand_as(h), lv_h.expand_as(h)))
-        return torch.cat(out)
+@patch
+def partial_elbo(self: HybridVAE, d, observed=None, n_samples=None):
+    "L_P(d) (eq 6), shape (B,): E_q(h|d)[L_F(d, h)] + H(q(h|d)), `n_samples` h and `n_samples` z per h."
+    K = n_samples or self.n_samples
+    mu_h, lv_h = self.q_h(d, observed)
+    h = gaussian_sample(mu_h.expand(K, *mu_h.shape), lv_h.expand(K, *lv_h.shape))  # (K, B, H)
+    feat = self.encoder_d(self._input(d, observed))                                # conv features once
+    mu, lv = self.q_z(d, h, observed, feat=feat)                                   # (K, B, Z)
+    z = gaussian_sample(mu.expand(K, *mu.shape), lv.expand(K, *lv.shape))          # (K, K, B, Z)
+    kl = kl_std_normal(mu.flatten(0, 1), lv.flatten(0, 1)).view(K, -1)
+    lf = self.log_p_dh_given_z(d, h, z, observed).mean(0) - kl
+    return lf.mean(0) + gaussian_entropy(lv_h)
 
-    @torch.no_grad()
-    def nll(self, d, h, k=100, observed=None):
-        "Importance-weighted estimate of -log p(d, h) with `k` samples, shape (B,)."
-        return -log_mean_exp(self.log_weights(d, h, k, observed))
+@patch
+def hybrid_objective(self: HybridVAE, d_l, h_l, d_u, obs_l=None, obs_u=None):
+    "Eq 8 on one minibatch per sum: mean L_F over the labelled batch + mean L_P over the unlabelled batch."
+    return self.full_elbo(d_l, h_l, obs_l).mean() + self.partial_elbo(d_u, obs_u).mean()
 
-    @torch.no_grad()
-    def nll_d(self, d, k=100, observed=None):
-        "Importance-weighted estimate of -log p(d) with `k` samples (H-VAE), shape (B,)."
-        return -log_mean_exp(self.log_weights_d(d, k, observed))
+# %% ../../nbs/10_models/10_hybrid_vae.ipynb #c0d1e2f2
+@patch
+@evaluation
+def log_weights(self: HybridVAE, d, h, k=100, observed=None, chunk=50):
+    "Importance log-weights (k, B) of log p(d, h): log p(d, h|z) + log p(z) - log q(z|d, h), z ~ q(z|d, h)."
+    mu, lv = self.q_z(d, h, observed)
+    out = []
+    for k0 in range(0, k, chunk):
+        c = min(chunk, k - k0)
+        z = gaussian_sample(mu.expand(c, *mu.shape), lv.expand(c, *lv.shape))
+        zf = z.flatten(0, 1)
+        out.append(self.log_p_dh_given_z(d, h, z, observed) + gaussian_log_prob(zf, 0., 0.).view(c, -1)
+                   - gaussian_log_prob(zf, mu.repeat(c, 1), lv.repeat(c, 1)).view(c, -1))
+    return torch.cat(out)
 
-    @torch.no_grad()
-    def predict_h(self, d, observed=None):
-        "Prediction of the label: the mean of q(h|d), shape (B, h_dim)."
-        return self.q_h(d, observed)[0]
+@patch
+@evaluation
+def log_weights_d(self: HybridVAE, d, k=100, observed=None, chunk=50):
+    "Importance log-weights (k, B) of the marginal log p(d): h ~ q(h|d), z ~ q(z|d, h)."
+    mu_h, lv_h = self.q_h(d, observed)
+    feat = self.encoder_d(self._input(d, observed))
+    out = []
+    for k0 in range(0, k, chunk):
+        c = min(chunk, k - k0)
+        h = gaussian_sample(mu_h.expand(c, *mu_h.shape), lv_h.expand(c, *lv_h.shape))
+        mu, lv = self.q_z(d, h, observed, feat=feat)
+        z = gaussian_sample(mu, lv)                                               # (c, B, Z): one z per h
 
-    @torch.no_grad()
-    def encode(self, d, h, observed=None):
-        "Mean of q(z|d, h), shape (B, z_dim)."
-        return self.q_z(d, h, observed)[0]
+        def g(x, m, v): # log N(x; m, v) per sample, (c, B)
+            m = m.flatten(0, 1) if torch.is_tensor(m) else m
+            v = v.flatten(0, 1) if torch.is_tensor(v) else v
+            return gaussian_log_prob(x.flatten(0, 1), m, v).view(c, -1)
+        out.append(self.log_p_dh_given_z(d, h, z, observed) + g(z, 0., 0.) - g(z, mu, lv)
+                   - g(h, mu_h.expand_as(h), lv_h.expand_as(h)))
+    return torch.cat(out)
 
-    @torch.no_grad()
-    def decode(self, z):
-        "Means of p(d, h|z): dict d (B, C, S, S) in [0, 1], h (B, h_dim) and, for depth, b = p(observed|z)."
-        p = self.p_dh(z)
-        out = dict(d=p['mu_d'], h=p['mu_h'])
-        if self.likelihood == 'depth': out['b'] = torch.sigmoid(p['obs_logits'])
-        return out
+@patch
+@evaluation
+def nll(self: HybridVAE, d, h, k=100, observed=None, chunk=50):
+    "Importance-weighted estimate of -log p(d, h) with `k` samples, shape (B,)."
+    return -log_mean_exp(self.log_weights(d, h, k, observed, chunk))
 
-    @torch.no_grad()
-    def sample(self, n, mean=True):
-        "Joint samples (d, h) ~ p(d, h): dict like `decode` (means of p(d, h|z), or draws if `mean=False`)."
-        z = torch.randn(n, self.z_dim, device=next(self.parameters()).device)
-        if mean: return self.decode(z)
-        p = self.p_dh(z)
-        out = dict(d=gaussian_sample(p['mu_d'], p['logvar_d']).clamp(0, 1), h=gaussian_sample(p['mu_h'], p['logvar_h']))
-        if self.likelihood == 'depth':
-            out['observed'] = torch.bernoulli(torch.sigmoid(p['obs_logits'])); out['d'] = out['d'] * out['observed']
-        return out
+@patch
+@evaluation
+def nll_d(self: HybridVAE, d, k=100, observed=None, chunk=50):
+    "Importance-weighted estimate of -log p(d) with `k` samples (H-VAE), shape (B,)."
+    return -log_mean_exp(self.log_weights_d(d, k, observed, chunk))
 
-    # ---------------- training contract
-    def check_batch(self, batch):
-        "Raise a clear error if a batch does not fit the model."
-        parts = batch if 'labelled' in batch else {'labelled': batch}
-        if 'unlabelled' in parts and not self.hybrid:
-            raise ValueError("an F-VAE (hybrid=False) trains on labelled pairs only; got an 'unlabelled' part (use HybridVAE(hybrid=True))")
-        if self.hybrid and 'unlabelled' not in parts:
-            raise ValueError("an H-VAE needs batches with parts 'labelled' and 'unlabelled'")
-        for k, b in parts.items():
-            if 'x' not in b: raise KeyError(f"batch part {k!r} needs images 'x'; got {list(b)}")
-            if tuple(b['x'].shape[1:]) != self.x_shape:
-                raise ValueError(f"batch part {k!r}: expected images of shape (B, {', '.join(map(str, self.x_shape))}), got {tuple(b['x'].shape)}")
-            if k == 'labelled' and ('h' not in b or b['h'].shape[1:] != (self.h_dim,)):
-                raise ValueError(f"labelled part needs 'h' of shape (B, {self.h_dim}); got {tuple(b['h'].shape) if 'h' in b else None}")
-            if self.likelihood == 'depth' and 'observed' not in b:
-                raise KeyError(f"batch part {k!r}: a depth model needs the 'observed' mask")
-        return parts
+@patch
+@evaluation
+def elbo(self: HybridVAE, d, h, observed=None, n_samples=None):
+    "L_F(d, h) (eq 2) for evaluation, shape (B,), averaged over `n_samples` z (None: the model's `n_samples`)."
+    return self.full_elbo(d, h, observed, n_samples)
 
-    def train_step(self, batch, opt):
-        "One update on eq 8 (H-VAE) or the mean L_F (F-VAE): one minibatch per sum."
-        parts = self.check_batch(batch)
-        L = parts['labelled']
-        lf = self.full_elbo(L['x'], L['h'], L.get('observed')).mean()
-        out = dict(L_F=lf.item())
-        obj = lf
-        if self.hybrid:
-            U = parts['unlabelled']
-            lp = self.partial_elbo(U['x'], U.get('observed')).mean()
-            obj = obj + lp; out['L_P'] = lp.item()
-            if self.sup_weight:  # optional, not in the paper: fit q(h|d) to the labelled pairs directly
-                sup = gaussian_log_prob(L['h'], *self.q_h(L['x'], L.get('observed'))).mean()
-                obj = obj + self.sup_weight * sup; out['log_q_h'] = sup.item()
-        opt.step('model', -obj)
-        out['loss'] = -obj.item()
-        return out
+@patch
+@evaluation
+def elbo_d(self: HybridVAE, d, observed=None, n_samples=None):
+    "L_P(d) (eq 6) for evaluation, shape (B,)."
+    return self.partial_elbo(d, observed, n_samples)
 
-    def param_groups(self): return {'model': list(self.parameters())}
-    def default_optim(self): return {'model': dict(OPTIMS[self.optim])}
+@patch
+@evaluation
+def predict_h(self: HybridVAE, d, observed=None):
+    "Prediction of the label: the mean of q(h|d), shape (B, h_dim)."
+    return self.q_h(d, observed)[0]
 
-def FVAE(**kw) -> HybridVAE:
-    "F-VAE: the joint model trained on labelled pairs only (eq 2)."
-    return HybridVAE(hybrid=False, **kw)
+# %% ../../nbs/10_models/10_hybrid_vae.ipynb #d0e1f2a2
+@patch
+@evaluation
+def encode(self: HybridVAE, x, # images d (B, C, S, S)
+           h=None, # labels (B, h_dim) (None: an H-VAE uses the mean of q(h|d))
+           observed=None, # depth: the observed mask (B, 1, S, S)
+          ) -> dict:
+    "The codes of (d, h): `{'z': mean of q(z|d, h)}`, (B, z_dim)."
+    if h is None:
+        if not self.hybrid: raise ValueError("an F-VAE (hybrid=False) needs the label to encode: encode(x, h=...)")
+        h = self.q_h(x, observed)[0]
+    return {'z': self.q_z(x, h, observed)[0]}
+
+@patch
+@evaluation
+def decode_joint(self: HybridVAE, z):
+    "Means of p(d, h|z): dict d (B, C, S, S) in [0, 1], h (B, h_dim) and, for depth, b = p(observed|z)."
+    p = self.p_dh(z)
+    out = dict(d=p['mu_d'], h=p['mu_h'])
+    if self.likelihood == 'depth': out['b'] = torch.sigmoid(p['obs_logits'])
+    return out
+
+@patch
+@evaluation
+def decode(self: HybridVAE, z, # codes (B, z_dim)
+           h=None, # accepted and unused: d and h are independent given z
+           observed=None, # accepted and unused
+          ):
+    "Mean image E[d|z] in [0, 1], (B, C, S, S)."
+    return self.decode_joint(z)['d']
+
+@patch
+def _draw(self: HybridVAE, shape, generator=None, uniform=False):
+    "Standard normal (or uniform) draws of `shape` from `generator` (on its device), moved to the model's device."
+    dev = self.device if generator is None else generator.device
+    fn = torch.rand if uniform else torch.randn
+    return fn(*shape, generator=generator, device=dev).to(self.device)
+
+@patch
+def _sir_codes(self: HybridVAE, h, # labels (n, h_dim)
+               generator=None, # RNG (any device)
+               k=256, # prior draws per label
+              ):
+    "Codes (n, z_dim) from p(z|h) by sampling-importance-resampling: `k` draws z_i ~ p(z), one kept with prob. ~ p(h|z_i)."
+    n = h.shape[0]
+    z = self._draw((k, n, self.z_dim), generator)
+    mh, lh = self._p_h(self.decoder(z.reshape(-1, self.z_dim)), (k * n,))
+    logw = gaussian_log_prob(h.repeat(k, 1), mh, lh).view(k, n)                 # log p(h|z_i)
+    gumbel = -torch.log(-torch.log(self._draw((k, n), generator, uniform=True).clamp(min=1e-30)))
+    keep = (logw + gumbel).argmax(0)                                            # Gumbel-max: P(i) ~ w_i
+    return z[keep, torch.arange(n, device=z.device)]
+
+@patch
+@evaluation
+def sample_joint(self: HybridVAE, n, # number of pairs
+                 generator=None, # RNG for z (any device)
+                 mean=True, # means of p(d, h|z), or draws from it (with the global RNG)
+                ) -> dict:
+    "Joint samples (d, h) ~ p(d, h): dict like `decode_joint` (depth draws: d masked, and the `observed` draw)."
+    z = self._draw((n, self.z_dim), generator)
+    if mean: return self.decode_joint(z)
+    p = self.p_dh(z)
+    out = dict(d=gaussian_sample(p['mu_d'], p['logvar_d']).clamp(0, 1), h=gaussian_sample(p['mu_h'], p['logvar_h']))
+    if self.likelihood == 'depth':
+        out['observed'] = torch.bernoulli(torch.sigmoid(p['obs_logits']))
+        out['d'] = out['d'] * out['observed']
+    return out
+
+@patch
+@evaluation
+def sample(self: HybridVAE, n, # number of images
+           generator=None, # RNG (any device) for reproducible samples
+           h=None, # labels (n, h_dim): images given h; None: images of the joint
+           k=256, # given h: prior draws per label for the resampling
+          ):
+    "Mean images (n, C, S, S) of z ~ p(z), or of z ~ p(z|h) by sampling-importance-resampling with `k` draws."
+    if h is None: return self.decode_joint(self._draw((n, self.z_dim), generator))['d']
+    if tuple(h.shape) != (n, self.h_dim):
+        raise ValueError(f"HybridVAE.sample: h must have shape ({n}, {self.h_dim}), got {tuple(h.shape)}")
+    return self.decode_joint(self._sir_codes(h, generator, k))['d']
+
+# %% ../../nbs/10_models/10_hybrid_vae.ipynb #e0f1a2b1
+@patch
+def check_batch(self: HybridVAE, batch):
+    "Raise a clear error unless `batch` matches `batch_spec`; an F-VAE also refuses an 'unlabelled' part."
+    if not self.hybrid and isinstance(batch, dict) and 'unlabelled' in batch:
+        raise ValueError("an F-VAE (hybrid=False) trains on labelled pairs only; got an 'unlabelled' part "
+                         "(use HybridVAE(hybrid=True))")
+    Model.check_batch(self, batch)
+
+@patch
+def forward(self: HybridVAE, batch): # {'labelled': {'x', 'h'(, 'observed')}(, 'unlabelled': {'x'(, 'observed')})}
+    "The losses: `loss` = -(mean L_F + mean L_P (+ sup_weight mean log q(h|d))) (eq 8), and the bounds, detached."
+    L = batch['labelled']
+    lf = self.full_elbo(L['x'], L['h'], L.get('observed')).mean()
+    obj, out = lf, {'L_F': lf.detach()}
+    if self.hybrid:
+        U = batch['unlabelled']
+        lp = self.partial_elbo(U['x'], U.get('observed')).mean()
+        obj = obj + lp
+        out['L_P'] = lp.detach()
+        if self.sup_weight:  # optional, not in the paper: fit q(h|d) to the labelled pairs directly
+            sup = gaussian_log_prob(L['h'], *self.q_h(L['x'], L.get('observed'))).mean()
+            obj = obj + self.sup_weight * sup
+            out['log_q_h'] = sup.detach()
+    return {'loss': -obj, **out}
+
+@patch(cls_method=True)
+def toy(cls: HybridVAE, x_shape: tuple=(1, 16, 16), # image shape of the toy
+        n: int=8, # examples per part of the batch
+        seed: int=0, # seed of the random batch
+       ) -> tuple:
+    "`(model, batch, cond)`: a tiny model (2-D label, 4-D code), a random batch, and the conditioning `{'h': labels}`."
+    g = torch.Generator().manual_seed(seed)
+    model = cls(tuple(x_shape), 2, 4, hidden=16, base_ch=4)
+    lab = {'x': torch.rand(n, *x_shape, generator=g), 'h': torch.rand(n, 2, generator=g)}
+    batch = {'labelled': lab}
+    if model.hybrid: batch['unlabelled'] = {'x': torch.rand(n, *x_shape, generator=g)}
+    return model, batch, {'h': lab['h']}
