@@ -4,21 +4,23 @@
 
 # %% ../nbs/00_foundations/03_train.ipynb #5e0ae0c1
 from __future__ import annotations
-import atexit, inspect, math, os, random, warnings
+import atexit, glob, hashlib, importlib, inspect, math, os, random, signal, sys, tempfile, threading, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 import torch.distributed as dist
+from fastcore.basics import patch
 from tqdm.auto import tqdm
 import hybrid_gen
 from .files import atomic_path
 
 # %% auto #0
-__all__ = ['pick_device', 'seed_everything', 'History', 'NonFiniteLossError', 'Optimizers', 'check_model', 'param_groups_of',
-           'build_optimizers', 'CheckpointError', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint',
-           'setup_distributed', 'FitState', 'fit']
+__all__ = ['CHECKPOINT_FORMAT', 'pick_device', 'seed_everything', 'History', 'NonFiniteLossError', 'optimizer_class',
+           'Optimizers', 'check_model', 'param_groups_of', 'build_optimizers', 'CheckpointError', 'clean_stale',
+           'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'load', 'setup_distributed',
+           'Terminated', 'FitState', 'fit']
 
 # %% ../nbs/00_foundations/03_train.ipynb #2c079923
 def _mps_ok() -> bool:
@@ -41,7 +43,9 @@ def pick_device(device=None,  # None: CUDA if present, then MPS, else CPU; or e.
 def seed_everything(seed: int,  # the seed
                     ) -> int:
     "Seed Python's `random`, NumPy and PyTorch (CPU and every GPU)."
-    random.seed(seed); np.random.seed(seed % 2 ** 32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
     return seed
 
 # %% ../nbs/00_foundations/03_train.ipynb #44d69e16
@@ -86,13 +90,19 @@ class History:
         names = names or list(self.losses)
         w = smooth or max(1, len(self) // 50)
         for i, k in enumerate(names):
-            y = np.asarray(self.losses[k], dtype=float); s = np.asarray(self.steps)
-            ok = ~np.isnan(y); y, s = y[ok], s[ok]
+            y = np.asarray(self.losses[k], dtype=float)
+            s = np.asarray(self.steps)
+            ok = ~np.isnan(y)
+            y, s = y[ok], s[ok]
             line, = ax.plot(s, y, alpha=0.25, lw=0.8, color=f'C{i}')
             if w > 1 and len(y) >= w:
                 ax.plot(s[w - 1:], np.convolve(y, np.ones(w) / w, mode='valid'), color=line.get_color(), lw=1.6, label=k)
-            else: line.set_alpha(1.); line.set_label(k)
-        ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.legend(frameon=False)
+            else:
+                line.set_alpha(1.)
+                line.set_label(k)
+        ax.set_xlabel('step')
+        ax.set_ylabel('loss')
+        ax.legend(frameon=False)
         return ax
 
 # %% ../nbs/00_foundations/03_train.ipynb #e7de09a4
@@ -103,81 +113,172 @@ class NonFiniteLossError(FloatingPointError):
         super().__init__(f"non-finite {where} {name!r} = {value} at step {step}; training stopped "
                          "(lower the learning rate, clip gradients with optim={group: dict(clip=...)}, or check the data)")
 
-_OPTIMS = {'adam': torch.optim.Adam, 'adamw': torch.optim.AdamW, 'sgd': torch.optim.SGD, 'rmsprop': torch.optim.RMSprop}
+def _torch_optimizers() -> dict:
+    "lower-case name -> class, for every optimizer torch.optim exports."
+    return {n.lower(): c for n, c in vars(torch.optim).items()
+            if isinstance(c, type) and issubclass(c, torch.optim.Optimizer) and c is not torch.optim.Optimizer}
 
+def _qualname(c) -> str:
+    return f"{c.__module__}.{c.__qualname__}"
+
+def optimizer_class(name,  # a torch.optim name in any case ('adamw', 'SGD'), an import path, or the class itself
+                    ) -> type:
+    "The `torch.optim.Optimizer` subclass that `name` stands for."
+    known = _torch_optimizers()
+    cls = None
+    if isinstance(name, type) and issubclass(name, torch.optim.Optimizer): cls = name
+    elif isinstance(name, str) and name.lower() in known: cls = known[name.lower()]
+    elif isinstance(name, str) and '.' in name:
+        mod, _, qual = name.rpartition('.')
+        try: cls = getattr(importlib.import_module(mod), qual)
+        except (ImportError, AttributeError): cls = None
+        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)): cls = None
+    if cls is None:
+        raise ValueError(f"optimizer name must be a torch.optim optimizer (any case: {sorted(known)}), "
+                         f"a torch.optim.Optimizer subclass or its import path; got {name!r}")
+    if issubclass(cls, torch.optim.LBFGS):
+        raise ValueError("optimizer LBFGS needs a closure that re-evaluates the loss; opt.step(name, loss) has none")
+    return cls
+
+def _check_clip(clip, group: str):
+    ok = clip is None or (isinstance(clip, (int, float)) and not isinstance(clip, bool) and math.isfinite(clip) and clip > 0)
+    if not ok:
+        raise ValueError(f"optimizer settings of group {group!r}: clip must be a positive number or None, got {clip!r} "
+                         "(clip_grad_norm_ with a bound <= 0 zeroes or reverses the gradient)")
+    return clip
+
+def _plain(v) -> bool:
+    if v is None or isinstance(v, (bool, int, float, str)): return True
+    return isinstance(v, (list, tuple)) and all(_plain(x) for x in v)
+
+def _tuples(v):
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+def _settings(cls, clip, optimizer) -> dict:
+    "The effective settings of a group: class path, clip and every constructor argument the optimizer holds."
+    args = set(inspect.signature(cls.__init__).parameters) - {'self', 'params'}
+    pg = optimizer.param_groups[0]
+    held = {k: _tuples(v) for k, v in pg.items() if k in args and _plain(v)}
+    return {'name': _qualname(cls), 'clip': clip, **held}
+
+# %% ../nbs/00_foundations/03_train.ipynb #a582f5f2
 class Optimizers:
     "One optimizer per named parameter group; a model's `train_step` calls `opt.step(name, loss)`."
     def __init__(self,
                  groups: dict[str, list[nn.Parameter]],  # group name -> parameters
-                 configs: dict[str, dict],  # group name -> dict(name='adam'|'sgd'|'adamw'|'rmsprop', clip=None, **kwargs)
+                 configs: dict[str, dict],  # group name -> dict(name=<torch.optim name or class>, clip=None, **kwargs)
                  *,
                  world_size: int = 1,  # number of processes whose gradients are averaged
                  whole_model: bool = False,  # the only group holds every parameter of the model: plain backward()
                  ):
         self.groups, self.configs, self.world_size, self.whole_model = groups, configs, world_size, whole_model
-        self.optimizers, self.clip = {}, {}
+        self.optimizers, self.clip, self.settings, self.schedules = {}, {}, {}, {}
         for g, params in groups.items():
-            cfg = dict(configs[g]); kind = cfg.pop('name', None); self.clip[g] = cfg.pop('clip', None)
-            if kind not in _OPTIMS:
-                raise ValueError(f"optimizer for group {g!r}: name must be one of {list(_OPTIMS)}, got {kind!r}")
-            try: self.optimizers[g] = _OPTIMS[kind](params, **cfg)
-            except TypeError as e: raise TypeError(f"optimizer {kind!r} for group {g!r} rejected its settings {cfg}: {e}") from None
+            cfg = dict(configs[g])
+            try: cls = optimizer_class(cfg.pop('name', None))
+            except ValueError as e: raise ValueError(f"optimizer for group {g!r}: {e}") from None
+            self.clip[g] = _check_clip(cfg.pop('clip', None), g)
+            try: self.optimizers[g] = cls(params, **cfg)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"optimizer {cls.__name__!r} for group {g!r} rejected its settings {cfg}: {e}") from None
+            self.settings[g] = _settings(cls, self.clip[g], self.optimizers[g])
         self.step_idx = 0  # set by fit: the global step, for error messages
         self.n_steps = {g: 0 for g in groups}  # optimizer steps taken per group
 
     @property
-    def names(self) -> list[str]: return list(self.groups)
-
-    def _check(self, name, loss):
-        if name not in self.groups:
-            raise KeyError(f"opt.step: unknown group {name!r}; the model's param_groups() are {self.names}")
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise TypeError(f"opt.step({name!r}, loss): expected a scalar loss tensor, got "
-                            f"{type(loss).__name__}{'' if not isinstance(loss, torch.Tensor) else tuple(loss.shape)}")
-        if not loss.requires_grad:
-            raise RuntimeError(f"opt.step({name!r}, loss): the loss does not require grad (computed under no_grad or detached?)")
-
-    def _backward(self, name, loss, retain_graph):
-        params = self.groups[name]
-        if self.world_size == 1:  # (with DDP the check rides on the gradient all-reduce instead)
-            v = loss.item()  # one float: cheap on the CPU; on a GPU the one sync that keeps a NaN out of the weights
-            if not math.isfinite(v): raise NonFiniteLossError(name, self.step_idx, v, where="loss given to opt.step for group")
-        for p in params: p.grad = None
-        if loss.ndim: loss = loss.reshape(())
-        dev = loss.device.type
-        inputs = None if self.whole_model else params  # `inputs=` costs a walk over the graph: only where it selects
-        if torch.is_autocast_enabled(dev):  # backward outside autocast (entering the context costs: only when on)
-            with torch.autocast(dev, enabled=False): loss.backward(inputs=inputs, retain_graph=retain_graph)
-        else: loss.backward(inputs=inputs, retain_graph=retain_graph)
-        if self.world_size > 1: _allreduce_grads(params, loss, self.world_size, name, self.step_idx)
-        if self.clip[name] is not None: nn.utils.clip_grad_norm_(params, self.clip[name])
-
-    def _update(self, name):
-        self.optimizers[name].step(); self.n_steps[name] += 1
-
-    def step(self, name: str,  # group to update
-             loss: torch.Tensor,  # scalar loss of this player
-             *, retain_graph: bool = False,  # keep the graph for a later backward
-             ):
-        "Zero group `name`'s grads, back-propagate `loss` into that group only, and step its optimizer."
-        self._check(name, loss); self._backward(name, loss, retain_graph); self._update(name)
-
-    def step_all(self, losses: dict[str, torch.Tensor],  # group -> loss, all from the same forward pass
-                 ):
-        "Simultaneous update: every group's gradients from the current graph first, then every optimizer step."
-        for g, l in losses.items(): self._check(g, l)
-        names = list(losses)
-        for i, g in enumerate(names): self._backward(g, losses[g], retain_graph=i < len(names) - 1)
-        for g in names: self._update(g)
+    def names(self) -> list[str]:
+        return list(self.groups)
 
     def lr(self, name: str) -> float:
         "Current learning rate of group `name` (first param group)."
         return self.optimizers[name].param_groups[0]['lr']
-    def state_dict(self) -> dict: return {g: o.state_dict() for g, o in self.optimizers.items()}
+
+    def state_dict(self) -> dict:
+        return {g: o.state_dict() for g, o in self.optimizers.items()}
+
     def load_state_dict(self, s: dict):
         for g, o in self.optimizers.items(): o.load_state_dict(s[g])
+
     def __repr__(self):
         return 'Optimizers(' + ', '.join(f"{g}: {type(o).__name__}(lr={self.lr(g):g})" for g, o in self.optimizers.items()) + ')'
+
+# %% ../nbs/00_foundations/03_train.ipynb #9d113111
+@patch
+def _check(self: Optimizers, name, loss):
+    if name not in self.groups:
+        raise KeyError(f"opt.step: unknown group {name!r}; the model's param_groups() are {self.names}")
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise TypeError(f"opt.step({name!r}, loss): expected a scalar loss tensor, got "
+                        f"{type(loss).__name__}{'' if not isinstance(loss, torch.Tensor) else tuple(loss.shape)}")
+    if not loss.requires_grad:
+        raise RuntimeError(f"opt.step({name!r}, loss): the loss does not require grad (computed under no_grad or detached?)")
+
+@patch
+def _backward(self: Optimizers, name, loss, retain_graph):
+    params = self.groups[name]
+    if self.world_size == 1:  # (with DDP the check rides on the gradient all-reduce instead)
+        v = loss.item()  # one float: cheap on the CPU; on a GPU the one sync that keeps a NaN out of the weights
+        if not math.isfinite(v): raise NonFiniteLossError(name, self.step_idx, v, where="loss given to opt.step for group")
+    for p in params: p.grad = None
+    if loss.ndim: loss = loss.reshape(())
+    dev = loss.device.type
+    inputs = None if self.whole_model else params  # `inputs=` costs a walk over the graph: only where it selects
+    if torch.is_autocast_enabled(dev):  # backward outside autocast (entering the context costs: only when on)
+        with torch.autocast(dev, enabled=False): loss.backward(inputs=inputs, retain_graph=retain_graph)
+    else: loss.backward(inputs=inputs, retain_graph=retain_graph)
+    if self.world_size > 1: _allreduce_grads(params, loss, self.world_size, name, self.step_idx)
+    if self.clip[name] is not None: nn.utils.clip_grad_norm_(params, self.clip[name])
+
+@patch
+def _update(self: Optimizers, name):
+    self.optimizers[name].step()
+    self.n_steps[name] += 1
+
+@patch
+def step(self: Optimizers, name: str,  # group to update
+         loss: torch.Tensor,  # scalar loss of this player
+         *, retain_graph: bool = False,  # keep the graph for a later backward
+         ):
+    "Zero group `name`'s grads, back-propagate `loss` into that group only, and step its optimizer."
+    self._check(name, loss)
+    self._backward(name, loss, retain_graph)
+    self._update(name)
+
+@patch
+def step_all(self: Optimizers, losses: dict[str, torch.Tensor],  # group -> loss, all from the same forward pass
+             ):
+    "Simultaneous update: every group's gradients from the current graph first, then every optimizer step."
+    for g, l in losses.items(): self._check(g, l)
+    names = list(losses)
+    for i, g in enumerate(names): self._backward(g, losses[g], retain_graph=i < len(names) - 1)
+    for g in names: self._update(g)
+
+# %% ../nbs/00_foundations/03_train.ipynb #e75606d9
+@patch
+def add_schedules(self: Optimizers, schedules: dict | None,  # group -> f(torch optimizer) -> LRScheduler
+                  ):
+    "Attach a learning-rate schedule to each group named in `schedules`."
+    from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+    for g, make in (schedules or {}).items():
+        if g not in self.groups:
+            raise ValueError(f"fit(schedules=...): unknown group {g!r}; the model's groups are {self.names}")
+        if not callable(make):
+            raise TypeError(f"fit(schedules=...): group {g!r} needs a function optimizer -> LRScheduler, "
+                            f"e.g. lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=1000); got {type(make).__name__}")
+        s = make(self.optimizers[g])
+        if isinstance(s, ReduceLROnPlateau) or not isinstance(s, LRScheduler):
+            raise TypeError(f"fit(schedules=...): group {g!r}: expected an LRScheduler stepped without arguments "
+                            f"(ReduceLROnPlateau needs a metric), got {type(s).__name__}")
+        if s.optimizer is not self.optimizers[g]:
+            raise ValueError(f"fit(schedules=...): the schedule of group {g!r} was built on another optimizer; "
+                             "build it on the one the function receives")
+        self.schedules[g] = s
+    return self
+
+@patch
+def schedule_step(self: Optimizers):
+    "Advance every schedule by one training step."
+    for s in self.schedules.values(): s.step()
 
 # %% ../nbs/00_foundations/03_train.ipynb #2c3206fe
 _CONTRACT = ("param_groups() -> dict[str, list[Parameter]], default_optim() -> dict[str, dict] and "
@@ -221,6 +322,10 @@ def param_groups_of(model: nn.Module,  # a model following the contract
                               f"{' ...' if len(orphans) > 5 else ''}")
     return out
 
+def _same_class(a, b) -> bool:
+    try: return optimizer_class(a) is optimizer_class(b)
+    except ValueError: return a == b
+
 def build_optimizers(model: nn.Module,  # a model following the contract
                      optim: dict | None = None,  # per-group overrides of model.default_optim()
                      *, world_size: int = 1,  # processes whose gradients are averaged
@@ -228,47 +333,72 @@ def build_optimizers(model: nn.Module,  # a model following the contract
     "The `Optimizers` for `model`: `default_optim()` per group, updated by `optim`."
     groups = param_groups_of(model)
     defaults = model.default_optim()
-    if not isinstance(defaults, dict): raise TypeError(f"default_optim() must return a dict group -> settings, got {type(defaults).__name__}")
+    if not isinstance(defaults, dict):
+        raise TypeError(f"default_optim() must return a dict group -> settings, got {type(defaults).__name__}")
     if set(defaults) != set(groups):
-        raise ValueError(f"{type(model).__name__}: default_optim() has groups {sorted(defaults)} but param_groups() has {sorted(groups)}")
+        raise ValueError(f"{type(model).__name__}: default_optim() has groups {sorted(defaults)} "
+                         f"but param_groups() has {sorted(groups)}")
     optim = dict(optim or {})
     unknown = set(optim) - set(groups)
     if unknown: raise ValueError(f"fit(optim=...): unknown group(s) {sorted(unknown)}; the model's groups are {list(groups)}")
     cfgs = {}
     for g in groups:
         d, o = dict(defaults[g]), dict(optim.get(g, {}))
-        cfgs[g] = o if ('name' in o and o['name'] != d.get('name')) else {**d, **o}
+        cfgs[g] = o if ('name' in o and not _same_class(o['name'], d.get('name'))) else {**d, **o}
     whole = len(groups) == 1 and sum(map(len, groups.values())) == len(list(model.parameters()))  # (groups are disjoint)
     return Optimizers(groups, cfgs, world_size=world_size, whole_model=whole)
 
 # %% ../nbs/00_foundations/03_train.ipynb #7359acaa
 class CheckpointError(ValueError):
-    "A checkpoint that cannot be loaded into this model: corrupt, foreign, or from another version."
+    "A checkpoint that cannot be loaded into this model: corrupt, foreign, of another format, or from another run."
 
 _FORMAT = 'hybrid_gen-checkpoint'
+CHECKPOINT_FORMAT = 2  # the layout of the checkpoint dict: 2 adds model config, optimizer settings, schedules, data
 
 def _class_name(model) -> str:
-    c = type(getattr(model, '_orig_mod', model)); return f"{c.__module__}.{c.__qualname__}"
+    c = type(getattr(model, '_orig_mod', model))
+    return _qualname(c)
 
 def _digest(obj, h=None) -> str:
     "SHA-256 over every tensor's bytes (with dtype and shape) and every other value's repr, keys sorted."
-    import hashlib
-    top = h is None; h = h or hashlib.sha256()
+    top = h is None
+    h = h or hashlib.sha256()
     if isinstance(obj, dict):
         for k in sorted(obj, key=str):
-            if not (top and k == 'checksum'): h.update(repr(k).encode()); _digest(obj[k], h)
+            if not (top and k == 'checksum'):
+                h.update(repr(k).encode())
+                _digest(obj[k], h)
     elif isinstance(obj, (list, tuple)):
-        h.update(b'[' if isinstance(obj, list) else b'('); [_digest(v, h) for v in obj]; h.update(b']')
+        h.update(b'[' if isinstance(obj, list) else b'(')
+        for v in obj: _digest(v, h)
+        h.update(b']')
     elif isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode()); h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     else: h.update(repr(obj).encode())
     return h.hexdigest() if top else None
 
+def clean_stale(path,  # a checkpoint file
+                ) -> list[Path]:
+    "Remove the temporary files a killed save to `path` left beside it (`.NAME.*.tmp.SUFFIX`); return them."
+    path = Path(path)
+    if not path.parent.is_dir(): return []
+    pattern = glob.escape(f'.{path.name}.') + '*' + glob.escape(f'.tmp{path.suffix}')
+    gone = []
+    for f in path.parent.glob(pattern):
+        try:
+            f.unlink()
+            gone.append(f)
+        except FileNotFoundError: pass
+    return gone
+
 def _atomic_save(obj, path: Path):
-    "torch.save through `atomic_path` (all or nothing)."
+    "torch.save through `atomic_path` (all or nothing), after removing leftovers of killed saves."
+    clean_stale(path)
     with atomic_path(path) as tmp: torch.save(obj, tmp)
 
+# %% ../nbs/00_foundations/03_train.ipynb #6d5654e1
 def rng_state() -> dict:
     "Random-number states of Python, NumPy, torch (CPU and CUDA) as weights-only-safe values."
     npk, npst, nppos, npg, npc = np.random.get_state()
@@ -281,42 +411,57 @@ def set_rng_state(s: dict):
     "Restore states saved by `rng_state`."
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in s['python']))
     torch.set_rng_state(s['torch'])
-    k, st, pos, g, c = s['numpy']; np.random.set_state((k, st.numpy().astype(np.uint32), pos, g, c))
+    k, st, pos, g, c = s['numpy']
+    np.random.set_state((k, st.numpy().astype(np.uint32), pos, g, c))
     if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
+
+# %% ../nbs/00_foundations/03_train.ipynb #d4c65305
+def _model_record(model) -> dict:
+    "Class path and (when the model has portable_config) the constructor arguments a checkpoint can store."
+    m = getattr(model, '_orig_mod', model)
+    c = type(m)
+    rec = {'model_class': _qualname(c), 'model_module': c.__module__, 'model_qualname': c.__qualname__,
+           'model_config': None, 'model_custom': []}
+    if callable(getattr(m, 'portable_config', None)):
+        plain, custom = m.portable_config()
+        rec['model_config'], rec['model_custom'] = dict(plain), list(custom)
+    return rec
+
+def _schedule_states(opt) -> dict:
+    return {g: {'class': _qualname(type(s)), 'state': s.state_dict()} for g, s in opt.schedules.items()}
 
 def save_checkpoint(path,  # file to write (atomically)
                     model: nn.Module,  # the model
-                    opt: Optimizers | None = None,  # its optimizers
+                    opt: Optimizers | None = None,  # its optimizers (with their settings and schedules)
                     *,
                     step: int = 0,  # updates done
                     history: History | None = None,  # losses so far
                     rng: list | None = None,  # per-process RNG states (None: this process's)
+                    data: dict | None = None,  # fingerprint of the training data (fit's), checked on resume
                     ) -> Path:
     "Write a weights-only checkpoint of `model` (and `opt`, `history`, RNG states) atomically."
     named = dict(model.named_parameters())
     ids = {id(p): n for n, p in named.items()}
-    ck = {'format': _FORMAT, 'version': hybrid_gen.__version__, 'model_class': _class_name(model),
-          'param_names': list(named), 'model': model.state_dict(), 'step': int(step),
-          'history': (history or History()).state_dict(), 'rng': rng if rng is not None else [rng_state()]}
+    ck = {'format': _FORMAT, 'format_version': CHECKPOINT_FORMAT, 'version': hybrid_gen.__version__,
+          **_model_record(model), 'param_names': list(named), 'model': model.state_dict(), 'step': int(step),
+          'history': (history or History()).state_dict(), 'rng': rng if rng is not None else [rng_state()],
+          'data': data}
     if opt is not None:
         ck['groups'] = {g: [ids[id(p)] for p in ps] for g, ps in opt.groups.items()}
         ck['optim'] = opt.state_dict()
+        ck['optim_settings'] = dict(opt.settings)
+        ck['schedules'] = _schedule_states(opt)
     ck['checksum'] = _digest(ck)
-    _atomic_save(ck, path)
+    _atomic_save(ck, Path(path))
     return Path(path)
 
+# %% ../nbs/00_foundations/03_train.ipynb #a92a0d30
 def _diff(expected, found, n=5):
     miss, extra = [k for k in expected if k not in found], [k for k in found if k not in expected]
     return f"missing {miss[:n]}{' ...' if len(miss) > n else ''}, unexpected {extra[:n]}{' ...' if len(extra) > n else ''}"
 
-def load_checkpoint(path,  # checkpoint file
-                    model: nn.Module | None = None,  # load the weights into this model (checked first)
-                    opt: Optimizers | None = None,  # load the optimizer states into these optimizers
-                    *,
-                    check_version: bool = True,  # refuse checkpoints written by another library version
-                    ) -> dict:
-    "Read a checkpoint with `weights_only=True`, check it fits `model`/`opt`, load it; return the checkpoint dict."
-    path = Path(path)
+def _read_checkpoint(path: Path) -> dict:
+    "The checkpoint dict of `path`: readable, ours, intact and of this format, or a CheckpointError."
     if not path.is_file(): raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try: ck = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
@@ -327,28 +472,87 @@ def load_checkpoint(path,  # checkpoint file
                               f"got {type(ck).__name__}" + (f" with keys {list(ck)[:8]}" if isinstance(ck, dict) else ''))
     if ck.get('checksum') != _digest(ck):
         raise CheckpointError(f"{str(path)!r} is corrupt: its contents do not match the checksum written with them")
-    if check_version and ck.get('version') != hybrid_gen.__version__:
-        raise CheckpointError(f"{str(path)!r} was written by hybrid_gen {ck.get('version')}, this is {hybrid_gen.__version__}; "
-                              "pass check_version=False to load it anyway")
-    if model is not None:
-        if ck['model_class'] != _class_name(model):
-            raise CheckpointError(f"{str(path)!r} holds a {ck['model_class']}, expected a {_class_name(model)}")
-        names = [n for n, _ in model.named_parameters()]
-        if ck['param_names'] != names:
-            raise CheckpointError(f"{str(path)!r}: parameter names differ from this {type(model).__name__}'s: "
-                                  f"{_diff(names, ck['param_names'])}")
-        try: model.load_state_dict(ck['model'])
-        except RuntimeError as e: raise CheckpointError(f"{str(path)!r} does not fit this {type(model).__name__}: {e}") from None
+    fv = ck.get('format_version', 1)
+    if fv != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{str(path)!r} has checkpoint format {fv} (written by hybrid_gen {ck.get('version')}); "
+                              f"this hybrid_gen {hybrid_gen.__version__} reads format {CHECKPOINT_FORMAT}")
+    return ck
+
+def _load_weights(ck: dict, path: Path, model: nn.Module):
+    if ck['model_class'] != _class_name(model):
+        raise CheckpointError(f"{str(path)!r} holds a {ck['model_class']}, expected a {_class_name(model)}")
+    names = [n for n, _ in model.named_parameters()]
+    if ck['param_names'] != names:
+        raise CheckpointError(f"{str(path)!r}: parameter names differ from this {type(model).__name__}'s: "
+                              f"{_diff(names, ck['param_names'])}")
+    try: model.load_state_dict(ck['model'])
+    except RuntimeError as e: raise CheckpointError(f"{str(path)!r} does not fit this {type(model).__name__}: {e}") from None
+
+def _check_groups(ck: dict, path: Path, model: nn.Module, opt: Optimizers):
+    if 'optim' not in ck: raise CheckpointError(f"{str(path)!r} has no optimizer states")
+    ids = {id(p): n for n, p in model.named_parameters()}
+    mine = {g: [ids[id(p)] for p in ps] for g, ps in opt.groups.items()}
+    if mine != ck['groups']:
+        raise CheckpointError(f"{str(path)!r}: optimizer groups differ: expected {list(mine)}, found {list(ck['groups'])} "
+                              "(or their parameters differ)")
+
+def load_checkpoint(path,  # checkpoint file
+                    model: nn.Module | None = None,  # load the weights into this model (checked first)
+                    opt: Optimizers | None = None,  # load the optimizer states into these (same optimizer classes)
+                    ) -> dict:
+    "Read a checkpoint with `weights_only=True`, check it fits `model`/`opt`, load it; return the checkpoint dict."
+    path = Path(path)
+    ck = _read_checkpoint(path)
+    if model is not None: _load_weights(ck, path, model)
     if opt is not None:
-        if 'optim' not in ck: raise CheckpointError(f"{str(path)!r} has no optimizer states")
-        if model is not None:
-            ids = {id(p): n for n, p in model.named_parameters()}
-            mine = {g: [ids[id(p)] for p in ps] for g, ps in opt.groups.items()}
-            if mine != ck['groups']:
-                raise CheckpointError(f"{str(path)!r}: optimizer groups differ: expected {list(mine)}, found {list(ck['groups'])} "
-                                      "(or their parameters differ)")
+        if model is not None: _check_groups(ck, path, model, opt)
+        elif 'optim' not in ck: raise CheckpointError(f"{str(path)!r} has no optimizer states")
+        for g, s in opt.settings.items():
+            old = ck['optim_settings'][g]['name']
+            if old != s['name']:
+                raise CheckpointError(f"{str(path)!r}: group {g!r} was trained with {old}, these optimizers have "
+                                      f"{s['name']}: its states (moments, step counts) do not fit")
         opt.load_state_dict(ck['optim'])
     return ck
+
+# %% ../nbs/00_foundations/03_train.ipynb #21545557
+def _import_class(ck: dict, path: Path):
+    mod, qual = ck.get('model_module'), ck.get('model_qualname')
+    try:
+        obj = importlib.import_module(mod)
+        for part in qual.split('.'): obj = getattr(obj, part)
+    except (ImportError, AttributeError, TypeError) as e:
+        raise CheckpointError(f"{str(path)!r} holds a {ck['model_class']}, which cannot be imported here ({e}); "
+                              "import or define it at module level, or build the model and use load_checkpoint(path, model)") from None
+    return obj
+
+def load(path,  # a checkpoint written by fit or save_checkpoint
+         *,
+         optimizers: bool = False,  # also rebuild the optimizers and load their states: return (model, opt)
+         **modules,  # the custom networks the model was built with (e.g. encoder=MyEncoder()), passed again
+         ):
+    "Rebuild the model stored in checkpoint `path` (class and constructor arguments) with its trained weights."
+    path = Path(path)
+    ck = _read_checkpoint(path)
+    if ck.get('model_config') is None:
+        raise CheckpointError(f"{str(path)!r} holds a {ck['model_class']} without its constructor arguments (the model has "
+                              "no portable_config(): derive it from hybrid_gen.models.core.Model), so load cannot rebuild it; "
+                              "build the model yourself and call load_checkpoint(path, model)")
+    missing = [n for n in ck['model_custom'] if n not in modules]
+    if missing:
+        raise TypeError(f"load: {str(path)!r} was trained with custom network(s) {missing}, whose code a checkpoint "
+                        f"cannot hold; pass them again: load(path, {', '.join(n + '=...' for n in missing)}) "
+                        "(their weights come from the checkpoint)")
+    cls = _import_class(ck, path)
+    model = cls.from_config(ck['model_config'], **modules)
+    _load_weights(ck, path, model)
+    model.eval()
+    if not optimizers: return model
+    if 'optim' not in ck: raise CheckpointError(f"{str(path)!r} has no optimizer states")
+    opt = build_optimizers(model, {g: dict(s) for g, s in ck['optim_settings'].items()})
+    _check_groups(ck, path, model, opt)
+    opt.load_state_dict(ck['optim'])
+    return model, opt
 
 # %% ../nbs/00_foundations/03_train.ipynb #4231cc1f
 def _dist_on() -> bool: return dist.is_available() and dist.is_initialized()
@@ -370,7 +574,8 @@ def setup_distributed(device=None,  # requested device (None: CUDA per local ran
         torch.cuda.set_device(dev)
     if not _dist_on():
         dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
-        _OWN_GROUP.append(True); atexit.register(_destroy_group)
+        _OWN_GROUP.append(True)
+        atexit.register(_destroy_group)
     return dist.get_rank(), dist.get_world_size(), dev
 
 def _allreduce_grads(params, loss, world, name, step):
@@ -391,14 +596,331 @@ def _allreduce_grads(params, loss, world, name, step):
 
 def _sync_buffers(bufs, world):
     if not bufs: return
-    flat = torch.cat([b.reshape(-1).float() for b in bufs]); dist.all_reduce(flat); flat /= world; i = 0
-    for b in bufs: b.copy_(flat[i:i + b.numel()].view_as(b)); i += b.numel()
+    flat = torch.cat([b.reshape(-1).float() for b in bufs])
+    dist.all_reduce(flat)
+    flat /= world
+    i = 0
+    for b in bufs:
+        b.copy_(flat[i:i + b.numel()].view_as(b))
+        i += b.numel()
 
 def _avg_losses(losses: dict, world: int, device) -> dict:
-    ks = sorted(losses); t = torch.tensor([float(losses[k]) for k in ks], dtype=torch.float64, device=device)
-    dist.all_reduce(t); return dict(zip(ks, (t / world).tolist()))
+    ks = sorted(losses)
+    t = torch.tensor([float(losses[k]) for k in ks], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return dict(zip(ks, (t / world).tolist()))
 
-# %% ../nbs/00_foundations/03_train.ipynb #ef104ef7
+# %% ../nbs/00_foundations/03_train.ipynb #a7b84d87
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+def _check_fit_args(steps, seed, log_every, ckpt, ckpt_every, resume, overwrite, callbacks) -> list:
+    "Validate fit's plain arguments; return the callbacks as a list."
+    if not _is_int(steps) or steps < 0: raise ValueError(f"fit: steps must be a non-negative int, got {steps!r}")
+    if not _is_int(seed): raise TypeError(f"fit: seed must be an int, got {seed!r}")
+    if not _is_int(log_every) or log_every < 1: raise ValueError(f"fit: log_every must be an int >= 1, got {log_every!r}")
+    if ckpt_every is not None and (not _is_int(ckpt_every) or ckpt_every < 1):
+        raise ValueError(f"fit: ckpt_every must be an int >= 1 or None, got {ckpt_every!r}")
+    if ckpt_every is not None and ckpt is None: raise ValueError("fit: ckpt_every needs a checkpoint file: ckpt=...")
+    if not isinstance(resume, (bool, str, os.PathLike)):
+        raise TypeError(f"fit: resume must be False, True, 'force' or a checkpoint path, got {type(resume).__name__}")
+    if (resume is True or resume == 'force') and ckpt is None:
+        raise ValueError(f"fit: resume={resume!r} needs ckpt=... (or pass resume='path.pt')")
+    if not isinstance(overwrite, bool): raise TypeError(f"fit: overwrite must be True or False, got {overwrite!r}")
+    cbs = [callbacks] if callable(callbacks) else list(callbacks)
+    bad = [f"{i}: {type(c).__name__}" for i, c in enumerate(cbs) if not callable(c)]
+    if bad: raise TypeError(f"fit: callbacks must be callables f(FitState); not callable: {bad}")
+    return cbs
+
+# %% ../nbs/00_foundations/03_train.ipynb #8ab736be
+def _map_tensors(b, fn):
+    if isinstance(b, dict): return {k: _map_tensors(v, fn) for k, v in b.items()}
+    if isinstance(b, (list, tuple)): return type(b)(_map_tensors(v, fn) for v in b)
+    return fn(b) if isinstance(b, torch.Tensor) else b
+
+def _check_finite(batch, what: str):
+    bad = []
+    _map_tensors(batch, lambda t: bad.append(t) if t.is_floating_point() and not torch.isfinite(t).all() else None)
+    if bad: raise ValueError(f"fit: {what} holds NaN/inf values; expected all finite (clean the data first)")
+
+def _check_dict(b, i: int):
+    if not isinstance(b, dict):
+        raise TypeError(f"fit: batch {i} is a {type(b).__name__}; expected a dict name -> tensor, e.g. {{'x': images}} "
+                        "(a DataLoader over a TensorDataset yields tuples: give it a dataset whose items are dicts)")
+    return b
+
+class _Indexed:
+    "Batches from a stateless sampler: batch(step) = sampler.get(step) (this process's rows under DDP)."
+    resumable = True
+    def __init__(self, batches): self.src = batches
+
+    def to(self, dev, rank: int, world: int):
+        moved = self.src.to(dev)
+        self.src = moved if moved is not None else self.src
+        self.get = self.src.get
+        if world > 1:
+            try: own = 'world_size' in inspect.signature(self.src.get).parameters
+            except (TypeError, ValueError): own = False
+            if own: self.get = lambda s: self.src.get(s, rank=rank, world_size=world)
+            else: self.get = lambda s: _map_tensors(self.src.get(s), lambda t: t[rank::world])
+        return self
+
+    def skip(self, n: int): pass
+    def batch(self, step: int): return _check_dict(self.get(step), step)
+
+def _global_shuffle(src) -> bool:
+    "Is `src` a DataLoader that reshuffles from the global random state (no generator of its own)?"
+    from torch.utils.data import DataLoader, RandomSampler
+    s = getattr(src, 'sampler', None)
+    return isinstance(src, DataLoader) and isinstance(s, RandomSampler) and s.generator is None and src.generator is None
+
+class _Stream:
+    "Batches from any iterable, in order; iterated again when exhausted (a one-shot iterator that runs out: an error)."
+    resumable = False
+    def __init__(self, iterable):
+        self.src, self.it, self.ahead = iterable, None, []
+        self.n, self.total = 0, 0  # batches drawn in this pass, in all
+
+    def to(self, dev, rank: int, world: int):
+        self.dev = dev
+        return self
+
+    def _draw(self):
+        if self.it is None: self.it = iter(self.src)  # at the first batch, after fit has seeded the random streams
+        try: b = next(self.it)
+        except StopIteration:
+            if self.it is self.src:
+                raise ValueError(f"fit: the batches ran out after {self.total} batches: a one-shot iterator (a generator?) "
+                                 f"cannot be iterated again; pass a list, a DataLoader or a Batches, or steps <= {self.total}") from None
+            if self.n == 0: raise ValueError(f"fit: the batches are empty: iterating {type(self.src).__name__} yields nothing") from None
+            self.it, self.n = iter(self.src), 0
+            return self._draw()
+        self.n += 1
+        self.total += 1
+        return b
+
+    def first(self):
+        "The first batch (read ahead: it fingerprints the data)."
+        if not self.ahead: self.ahead.append(self._draw())
+        return _check_dict(self.ahead[0], 0)
+
+    def skip(self, n: int):
+        "Replay: draw and discard the first n batches (those a resumed run already trained on)."
+        if n and _global_shuffle(self.src):
+            warnings.warn("fit: resuming from a DataLoader shuffled from the global random state: the replayed epochs "
+                          "are reshuffled differently, so the resumed run is not exact; give the DataLoader its own "
+                          "generator=torch.Generator().manual_seed(...)")
+        for _ in range(n):
+            if self.ahead: self.ahead.pop()
+            else: self._draw()
+
+    def batch(self, step: int):
+        b = _check_dict(self.ahead.pop() if self.ahead else self._draw(), step)
+        b = _map_tensors(b, lambda t: t.to(self.dev, non_blocking=True))
+        _check_finite(b, f"batch {step}")
+        return b
+
+def _source(batches):
+    if callable(getattr(batches, 'get', None)) and callable(getattr(batches, 'to', None)): return _Indexed(batches)
+    if isinstance(batches, (dict, str, bytes, torch.Tensor)) or not hasattr(batches, '__iter__'):
+        raise TypeError(f"fit: batches must be a hybrid_gen.data.core.Batches or an iterable of batch dicts (a list, a "
+                        f"DataLoader yielding dicts), got {type(batches).__name__}")
+    return _Stream(batches)
+
+# %% ../nbs/00_foundations/03_train.ipynb #4b0ac317
+def _flat(b, prefix: str = '') -> dict:
+    "name -> tensor of a (nested) batch dict, names joined with '.'."
+    out = {}
+    for k, v in b.items():
+        if isinstance(v, dict): out.update(_flat(v, f"{prefix}{k}."))
+        elif isinstance(v, torch.Tensor): out[f"{prefix}{k}"] = v
+    return out
+
+def _sample_hash(tensors: dict, n: int = 16) -> str:
+    "Hash of `n` examples spread over each tensor (first axis = examples), with their names, dtypes and shapes."
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k]
+        idx = torch.linspace(0, len(t) - 1, min(len(t), n)).round().long() if len(t) else torch.zeros(0, dtype=torch.long)
+        rows = t[idx.to(t.device)].detach().cpu().contiguous()
+        h.update(f"{k} {rows.dtype} {tuple(t.shape)}".encode())
+        h.update(rows.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+def _describe(tensors: dict, skip_first: bool) -> dict:
+    return {k: f"{t.dtype} {tuple(t.shape[1:] if skip_first else t.shape)}" for k, t in tensors.items()}
+
+@patch
+def fingerprint(self: _Indexed) -> dict:
+    "Sampler seed and options, and per part: size, batch size, tensor dtypes and shapes, a sample hash."
+    parts = getattr(self.src, 'parts', None)
+    if not isinstance(parts, dict):  # a duck-typed sampler: its batch 0
+        b = _flat(self.src.get(0))
+        return {'sampler': type(self.src).__name__, **_describe(b, False), 'sample': _sample_hash(b)}
+    fp = {'sampler': type(self.src).__name__}
+    for k in ('seed', 'shuffle', 'drop_last'): fp[k] = getattr(self.src, k, None)
+    for k, (d, bs) in parts.items():
+        name = 'data' if k == '_' else k
+        ten = dict(d.items())
+        fp.update({f"{name}.size": len(d), f"{name}.batch_size": bs, f"{name}.sample": _sample_hash(ten)})
+        fp.update({f"{name}.{t}": v for t, v in _describe(ten, True).items()})
+    return fp
+
+@patch
+def fingerprint(self: _Stream) -> dict:
+    "The iterable's type and length, and the structure, shapes and a hash of its first batch."
+    try: n = len(self.src)
+    except TypeError: n = None
+    b = _flat(self.first())
+    return {'sampler': type(self.src).__name__, 'len': n, **{f"first batch {k}": v for k, v in _describe(b, False).items()},
+            'first batch sample': _sample_hash(b)}
+
+def _check_fingerprint(old: dict | None, new: dict, path: Path, force: bool):
+    "Refuse (or, forced, warn about) a resume on other data than the checkpoint's."
+    if old is None: return
+    keys = list(old) + [k for k in new if k not in old]
+    diff = [f"{k}: {old.get(k, 'absent')!r} -> {new.get(k, 'absent')!r}" for k in keys if old.get(k) != new.get(k)]
+    if not diff: return
+    msg = f"{str(path)!r} was trained on other data or with other settings: {'; '.join(diff[:8])}"
+    if not force:
+        raise CheckpointError(msg + "; resume with the same data, batch size and seed, or pass resume='force' to continue anyway")
+    warnings.warn(f"fit: resume='force': {msg}")
+
+# %% ../nbs/00_foundations/03_train.ipynb #879e9563
+def _check_writable(path: Path):
+    "Fail now, not after training, if checkpoint `path` cannot be written."
+    if path.is_dir():
+        raise IsADirectoryError(f"fit: ckpt={str(path)!r} is a directory; expected a file such as {str(path / 'run.pt')!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=f'.tmp{path.suffix}')
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise type(e)(f"fit: cannot write the checkpoint {str(path)!r} ({type(e).__name__}: {e}); "
+                      "choose a writable ckpt=... (checked before training)") from None
+
+def _plan_checkpoint(ckpt, resume, overwrite: bool, rank: int) -> tuple:
+    "(file to write or None, file to resume from or None, forced?), after the checks above."
+    out = Path(ckpt) if ckpt is not None else None
+    force = isinstance(resume, str) and resume == 'force'
+    if resume is True or force: src = out if out.is_file() else None
+    elif resume is not False:
+        src = Path(resume)
+        if not src.is_file(): raise FileNotFoundError(f"fit: the checkpoint to resume from, {str(src)!r}, does not exist")
+    else: src = None
+    if out is not None:
+        if out.exists() and not overwrite and (src is None or src.resolve() != out.resolve()):
+            raise FileExistsError(f"fit: the checkpoint {str(out)!r} already exists; pass resume=True to continue that run, "
+                                  "or overwrite=True to start afresh and replace it")
+        if rank == 0: _check_writable(out)
+    if src is not None and rank == 0: clean_stale(src)
+    return out, src, force
+
+# %% ../nbs/00_foundations/03_train.ipynb #8d94c9d8
+_SCHED_PROGRESS = {'base_lrs', 'last_epoch', '_step_count', '_is_initial', '_get_lr_called_within_step', '_last_lr',
+                   'lr_lambdas', '_schedulers', 'verbose'}
+
+def _sched_settings(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k not in _SCHED_PROGRESS}
+
+def _group_diff(g: str, old: dict, new: dict, sch, old_s) -> tuple[bool, list, list]:
+    "(optimizer class changed?, changed setting keys, schedule problems) of group `g`."
+    if old['name'] != new['name']: return True, [], []
+    keys = [k for k in list(old) + [k for k in new if k not in old] if k != 'name' and old.get(k) != new.get(k)]
+    new_cls = _qualname(type(sch)) if sch is not None else None
+    issues = []
+    if new_cls != (old_s['class'] if old_s else None):
+        issues.append(f"group {g!r}: schedule {old_s['class'] if old_s else None} -> {new_cls}")
+    elif sch is not None:
+        a, b = _sched_settings(old_s['state']), _sched_settings(sch.state_dict())
+        issues += [f"group {g!r}: schedule {k} {a.get(k)!r} -> {b.get(k)!r}" for k in b if a.get(k) != b.get(k)]
+    if 'lr' in keys and (sch is not None or old_s):
+        issues.append(f"group {g!r}: lr {old['lr']!r} -> {new['lr']!r} on a scheduled group (change the schedule instead)")
+    return False, keys, issues
+
+def _load_optim(ck: dict, path: Path, opt: Optimizers, force: bool) -> list[str]:
+    "Load the checkpoint's optimizer and schedule states into `opt`, applying (or refusing) changed settings."
+    plan, refused = {}, []
+    for g in opt.optimizers:
+        old, new = ck['optim_settings'][g], opt.settings[g]
+        plan[g] = _group_diff(g, old, new, opt.schedules.get(g), ck['schedules'].get(g))
+        if plan[g][0]: refused.append(f"group {g!r}: optimizer {old['name']} -> {new['name']} (its states do not carry over)")
+        refused += plan[g][2]
+    if refused and not force:
+        raise CheckpointError(f"{str(path)!r}: cannot resume with these optimizer settings: {'; '.join(refused)}; keep the "
+                              "checkpoint's, or pass resume='force' (a new optimizer class then starts afresh)")
+    changes = list(refused)
+    for g, o in opt.optimizers.items():
+        changed_class, keys, issues = plan[g]
+        if changed_class: continue
+        o.load_state_dict(ck['optim'][g])
+        sch, old_s = opt.schedules.get(g), ck['schedules'].get(g)
+        if sch is not None and old_s and old_s['class'] == _qualname(type(sch)):
+            fresh = _sched_settings(sch.state_dict())
+            sch.load_state_dict(old_s['state'])
+            for k, v in fresh.items(): setattr(sch, k, v)  # forced: the new schedule settings
+        new = opt.settings[g]
+        for k in keys:
+            if k == 'lr' and issues: continue  # forced on a scheduled group: the checkpoint's schedule continues
+            changes.append(f"group {g!r}: {k} {ck['optim_settings'][g].get(k)!r} -> {new.get(k)!r}")
+            if k != 'clip' and k in new:
+                for pg in o.param_groups: pg[k] = new[k]
+    return changes
+
+def _resume(src: Path, model: nn.Module, opt: Optimizers, fp: dict, force: bool) -> dict:
+    "Load checkpoint `src` into `model` and `opt` after checking the data; return the checkpoint dict."
+    ck = _read_checkpoint(src)
+    _load_weights(ck, src, model)
+    _check_groups(ck, src, model, opt)
+    _check_fingerprint(ck.get('data'), fp, src, force)
+    changes = _load_optim(ck, src, opt, force)
+    if changes: warnings.warn(f"fit: resuming from {str(src)!r} with changed optimizer settings, applied: {'; '.join(changes)}")
+    return ck
+
+def _restore_rng(rngs: list, rank: int, world: int):
+    if len(rngs) == world: set_rng_state(rngs[rank])
+    else: warnings.warn(f"resuming with {world} processes from a checkpoint of {len(rngs)}: random streams re-seeded")
+
+# %% ../nbs/00_foundations/03_train.ipynb #7aea29f4
+class Terminated(SystemExit):
+    "SIGTERM arrived during `fit`: raised when the step in progress is done and the checkpoint saved (exit status 143)."
+
+class _Interrupts:
+    "During fit: Ctrl-C and SIGTERM let the step in progress finish, then raise (a second signal raises at once)."
+    def __init__(self):
+        self.pending, self.old = None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                h = signal.getsignal(s)
+                if h in (signal.SIG_DFL, signal.default_int_handler):
+                    self.old[s] = h
+                    signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self.old.items(): signal.signal(s, h)
+        return False
+
+    def _handle(self, signum, frame):
+        if self.pending is not None: self._raise(signum)
+        self.pending = signum
+        print(f"fit: {signal.Signals(signum).name} received: finishing this step, then saving and stopping "
+              "(send it again to stop at once)", file=sys.stderr)
+
+    def _raise(self, signum):
+        if signum == signal.SIGINT: raise KeyboardInterrupt
+        raise Terminated(128 + signum)
+
+    def check(self):
+        "Raise the exception of a signal that arrived during the step."
+        if self.pending is not None:
+            s, self.pending = self.pending, None
+            self._raise(s)
+
+# %% ../nbs/00_foundations/03_train.ipynb #926ce484
 @dataclass
 class FitState:
     "What a callback sees after every step."
@@ -411,26 +933,8 @@ class FitState:
     world_size: int = 1
     device: torch.device = field(default_factory=lambda: torch.device('cpu'))
 
-def _map_tensors(b, fn):
-    if isinstance(b, dict): return {k: _map_tensors(v, fn) for k, v in b.items()}
-    if isinstance(b, (list, tuple)): return type(b)(_map_tensors(v, fn) for v in b)
-    return fn(b) if isinstance(b, torch.Tensor) else b
-
-def _cl(t): return t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 and t.is_floating_point() else t
-
-def _check_data(batches, first_batch):
-    parts = getattr(batches, 'parts', None)
-    if isinstance(parts, dict):
-        for k, part in parts.items():
-            d = part[0] if isinstance(part, tuple) else part
-            for name, t in (d.items() if hasattr(d, 'items') else []):
-                if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
-                    n = int((~torch.isfinite(t)).sum())
-                    raise ValueError(f"fit: the training data hold {n} NaN/inf values in '{name}'"
-                                     f"{'' if k == '_' else f' of part {k!r}'}; expected all finite (clean the data first)")
-    bad = []
-    _map_tensors(first_batch, lambda t: bad.append(t) if t.is_floating_point() and not torch.isfinite(t).all() else None)
-    if bad: raise ValueError("fit: the first batch holds NaN/inf values; expected all finite (clean the data first)")
+def _cl(t):
+    return t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 and t.is_floating_point() else t
 
 def _as_floats(model, losses) -> dict:
     "train_step's dict name -> float, checked (0-d tensors are converted)."
@@ -448,28 +952,64 @@ def _compile_children(model: nn.Module):
         elif any(True for _ in m.parameters()) and not getattr(m, '_hg_compiled', False):
             # an instance attribute, not Module.compile(): torch skips compiling the __call__ of torch's own
             # containers (nn.Sequential), but traces their forward
-            m.forward = torch.compile(m.forward); m._hg_compiled = True
+            m.forward = torch.compile(m.forward)
+            m._hg_compiled = True
 
-def _getter(batches, rank, world):
-    "batch(step) for this process: its own rows of the global batch."
-    if world == 1: return batches.get
-    try:
-        if 'world_size' in inspect.signature(batches.get).parameters:
-            return lambda s: batches.get(s, rank=rank, world_size=world)
-    except (TypeError, ValueError): pass
-    return lambda s: _map_tensors(batches.get(s), lambda t: t[rank::world])
+@patch
+def check_all(self: _Indexed):
+    "NaN/inf anywhere in the sampler's data (every floating tensor of every part), before the first step."
+    parts = getattr(self.src, 'parts', None)
+    for k, (d, bs) in (parts.items() if isinstance(parts, dict) else []):
+        for name, t in d.items():
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                n = int((~torch.isfinite(t)).sum())
+                raise ValueError(f"fit: the training data hold {n} NaN/inf values in '{name}'"
+                                 f"{'' if k == '_' else f' of part {k!r}'}; expected all finite (clean the data first)")
+
+@patch
+def check_all(self: _Stream): pass  # (each batch is checked when drawn)
+
+def _one_step(model, opt, batch, step: int, check, channels_last: bool, autocast: bool, world: int, bufs, dev) -> dict:
+    "Check the batch, run train_step, step the schedules; return the losses as checked floats."
+    if check is not None: check(batch)
+    if channels_last: batch = _map_tensors(batch, _cl)
+    opt.step_idx = step
+    if autocast:
+        with torch.autocast('cuda', dtype=torch.bfloat16): losses = model.train_step(batch, opt)
+    else: losses = model.train_step(batch, opt)
+    opt.schedule_step()
+    losses = _as_floats(model, losses)
+    if world > 1:
+        losses = _avg_losses(losses, world, dev)
+        _sync_buffers(bufs, world)
+    for k, v in losses.items():
+        if not math.isfinite(v): raise NonFiniteLossError(k, step, float(v))
+    return losses
+
+# %% ../nbs/00_foundations/03_train.ipynb #ef104ef7
+def _save_on_error(save, done: int, e: BaseException, out: Path, rank: int):
+    "The emergency save of an interrupted run (never masks the exception that caused it)."
+    try: save(done, emergency=True)
+    except Exception as e2:
+        if rank == 0: print(f"fit: could not save a checkpoint after {type(e).__name__}: {type(e2).__name__}: {e2}", file=sys.stderr)
+        return
+    if rank == 0:
+        print(f"fit: stopped by {type(e).__name__} after {done} steps; checkpoint saved to {str(out)!r} "
+              "(resume=True continues from it)", file=sys.stderr)
 
 def fit(model: nn.Module,  # a model following the contract (param_groups, default_optim, train_step)
-        batches,  # a hybrid_gen.data.core.Batches (or anything with get(step) and to(device))
+        batches,  # a hybrid_gen.data.core.Batches (exact resume), or any iterable of batch dicts (list, DataLoader)
         *,
         steps: int,  # total number of updates (a resumed run continues up to it)
         optim: dict | None = None,  # per-group overrides of model.default_optim(), e.g. {'gen': dict(lr=1e-3)}
+        schedules: dict | None = None,  # group -> f(torch optimizer) -> LRScheduler, stepped once per step
         device=None,  # None: CUDA, then MPS, else CPU
         seed: int = 0,  # seeds Python, NumPy and torch (process r uses seed + r)
         log_every: int = 10,  # refresh the progress bar's loss means every this many steps
         ckpt=None,  # checkpoint file (None: no checkpoints)
         ckpt_every: int | None = None,  # write a checkpoint every this many steps (and always at the end)
-        resume: bool | str | Path = False,  # True: continue from `ckpt` if it exists; a path: continue from that file
+        resume: bool | str | Path = False,  # True: continue from `ckpt` if it exists; 'force': even on other data; a path
+        overwrite: bool = False,  # replace an existing `ckpt` (instead of refusing to start)
         progress: bool = True,  # show a progress bar (process 0 only)
         amp: bool = False,  # bf16 autocast on CUDA (no-op elsewhere)
         compile: bool = False,  # torch.compile every sub-network (opt-in)
@@ -478,76 +1018,71 @@ def fit(model: nn.Module,  # a model following the contract (param_groups, defau
         ) -> History:
     "Train `model` on `batches` for `steps` updates; the model's `train_step` decides what each update does."
     check_model(model)
-    if not (callable(getattr(batches, 'get', None)) and callable(getattr(batches, 'to', None))):
-        raise TypeError(f"fit: batches must be a hybrid_gen.data.core.Batches (or have get(step) and to(device)), "
-                        f"got {type(batches).__name__}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"fit: steps must be a non-negative int, got {steps!r}")
-    if ckpt_every is not None and ckpt is None: raise ValueError("fit: ckpt_every needs a checkpoint file: ckpt=...")
-    if resume is True and ckpt is None: raise ValueError("fit: resume=True needs ckpt=... (or pass resume='path.pt')")
+    callbacks = _check_fit_args(steps, seed, log_every, ckpt, ckpt_every, resume, overwrite, callbacks)
+    source = _source(batches)
     rank, world, dev = setup_distributed(device)
+    out, src, force = _plan_checkpoint(ckpt, resume, overwrite, rank)
     seed_everything(seed + rank)
-    cuda = dev.type == 'cuda'
-    channels_last = cuda if channels_last is None else channels_last
+    channels_last = dev.type == 'cuda' if channels_last is None else channels_last
     model.to(dev)
     if channels_last: model.to(memory_format=torch.channels_last)
-    moved = batches.to(dev); batches = moved if moved is not None else batches
-    opt = build_optimizers(model, optim, world_size=world)
-    history, start = History(), 0
-    src = Path(resume) if isinstance(resume, (str, Path)) else (Path(ckpt) if resume else None)
-    if src is not None and (src.exists() or not isinstance(resume, bool)):
-        ck = load_checkpoint(src, model, opt)
-        start = ck['step']; history.load_state_dict(ck['history'])
-        rngs = ck['rng']
-        if len(rngs) == world: set_rng_state(rngs[rank])
-        else: warnings.warn(f"resuming with {world} processes from a checkpoint of {len(rngs)}: random streams re-seeded")
+    source.to(dev, rank, world)
+    opt = build_optimizers(model, optim, world_size=world).add_schedules(schedules)
+    fp = {**source.fingerprint(), 'fit seed': seed}
+    history, start, ck = History(), 0, None
+    if src is not None:
+        ck = _resume(src, model, opt, fp, force)
+        start = ck['step']
+        history.load_state_dict(ck['history'])
     elif world > 1:
         with torch.no_grad():
             for t in list(model.parameters()) + list(model.buffers()): dist.broadcast(t.data, 0)
     if start > steps: warnings.warn(f"fit: the checkpoint is already at step {start} > steps={steps}; nothing to do")
+    source.skip(min(start, steps))  # a plain iterable: replay the batches already trained on
+    if ck is not None: _restore_rng(ck['rng'], rank, world)
+    if start < steps: source.check_all()
     bufs = [b for b in model.buffers() if b.is_floating_point()] if world > 1 else []
-    get = _getter(batches, rank, world)
     if compile: _compile_children(model)
-    first = get(start) if start < steps else None
-    if first is not None:
-        _check_data(batches, first)
-        if callable(getattr(model, 'check_batch', None)): model.check_batch(first)
-    autocast = amp and cuda
-    write = ckpt is not None and rank == 0
-    def save(step):
+    check = getattr(model, 'check_batch', None)
+    check = check if callable(check) else None
+    autocast = amp and dev.type == 'cuda'
+
+    def save(n, emergency=False):
         rngs = [rng_state()]
-        if world > 1:
-            rngs = [None] * world; dist.all_gather_object(rngs, rng_state())
-        if write: save_checkpoint(ckpt, model, opt, step=step, history=history, rng=rngs)
+        if world > 1 and not emergency:
+            rngs = [None] * world
+            dist.all_gather_object(rngs, rng_state())
+        if rank == 0: save_checkpoint(out, model, opt, step=n, history=history, rng=rngs, data=fp)
+
     bar = tqdm(total=steps, initial=min(start, steps), disable=not progress or rank != 0, desc=type(model).__name__,
                dynamic_ncols=True)
-    model.train(); step = start; last_saved = start
+    model.train()
+    done = last_saved = start
     try:
-        for step in range(start, steps):
-            batch = first if step == start else get(step)
-            if channels_last: batch = _map_tensors(batch, _cl)
-            opt.step_idx = step
-            if autocast:
-                with torch.autocast('cuda', dtype=torch.bfloat16): losses = model.train_step(batch, opt)
-            else: losses = model.train_step(batch, opt)
-            losses = _as_floats(model, losses)
-            if world > 1: losses = _avg_losses(losses, world, dev); _sync_buffers(bufs, world)
-            for k, v in losses.items():
-                if not math.isfinite(v): raise NonFiniteLossError(k, step, float(v))
-            history.log(step + 1, losses)
-            if not bar.disable:
-                bar.update(1)
-                if (step + 1) % log_every == 0:
-                    bar.set_postfix({k: f"{history.mean(k, log_every):.4g}" for k in losses}, refresh=False)
-            stop = False
-            if callbacks:
-                st = FitState(model, opt, history, step + 1, losses, rank, world, dev)
+        with _Interrupts() as interrupts:
+            for step in range(start, steps):
+                losses = _one_step(model, opt, source.batch(step), step, check, channels_last, autocast, world, bufs, dev)
+                history.log(step + 1, losses)
+                done = step + 1
+                if not bar.disable:
+                    bar.update(1)
+                    if done % log_every == 0:
+                        bar.set_postfix({k: f"{history.mean(k, log_every):.4g}" for k in losses}, refresh=False)
+                st = FitState(model, opt, history, done, losses, rank, world, dev) if callbacks else None
                 stop = any([cb(st) is True for cb in callbacks])
-            if ckpt is not None and ckpt_every and (step + 1) % ckpt_every == 0: save(step + 1); last_saved = step + 1
-            if stop: step += 1; break
-        else: step = max(start, steps)
-        if ckpt is not None and last_saved != step: save(step)
+                if out is not None and ckpt_every and done % ckpt_every == 0:
+                    save(done)
+                    last_saved = done
+                interrupts.check()
+                if stop: break
+            if out is not None and last_saved != done:
+                save(done)
+                last_saved = done
+    except BaseException as e:
+        if out is not None and done > last_saved: _save_on_error(save, done, e, out, rank)
+        raise
     finally:
-        bar.close(); model.eval()
+        bar.close()
+        model.eval()
     if world > 1: dist.barrier()
     return history
