@@ -7,64 +7,116 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from fastcore.basics import patch
 from ..distributions import gaussian_sample, gaussian_log_prob, kl_std_normal, laplace_log_prob
-from ..data.core import to_signed, from_signed
-from ..nets import PGEncoder
-from .rbvae import GaussianEncoder, pg_generator, pg_critic, logistic_ratio_loss, _adam
+from .core import evaluation, image_encoder, image_decoder, split_gaussian, gan_gen_loss
+from .rbvae import AppendixDModel, TwoPlayerMixin, RbVAE, pg_critic, logistic_ratio_loss
+from .rbvae import standard_normal
 
 # %% auto #0
 __all__ = ['PGVAE', 'BetaVAE', 'mws_log_qz', 'tc_decomposition', 'BetaTCVAE', 'dip_covariance', 'dip_penalty', 'DIPVAE', 'SVAE',
            'Mathieu2016']
 
 # %% ../../nbs/10_models/21_disentangling_baselines.ipynb #f4d200b6
-class PGVAE(nn.Module):
-    "A VAE with the Appendix D networks and Laplace likelihood; subclasses add a regulariser (beta-VAE, beta-TCVAE, DIP-VAE)."
+class PGVAE(AppendixDModel):
+    "A (beta-)VAE with the Appendix D networks and Laplace likelihood; subclasses change `kl_term` or `regulariser`."
+    networks = ('encoder', 'decoder')
+
     def __init__(self, x_shape=(3, 32, 32), # (C, H, W) of images in [0, 1]
                  z_dim: int=32, # latent size (the paper uses 32 for every model)
-                 *, ch: int=32, # encoder / generator channels
+                 *,
+                 beta: float=1.0, # weight of the KL term (beta-VAE; 1: minus the ELBO)
                  scale: float=0.01, # Laplace scale lambda on the [-1, 1] scale
-                 lr: float=1e-4, betas=(0.5, 0.99), eps: float=1e-8):
+                 base_ch: int=32, # width of the default networks (Appendix D: 32)
+                 encoder: nn.Module|None=None, # images on [-1, 1] (B, *x_shape) -> (B, 2 z_dim): [mean, logvar] of z
+                 decoder: nn.Module|None=None, # z (B, z_dim) -> raw (B, *x_shape); its tanh is the Laplace mean
+                ):
         super().__init__()
-        self.x_shape, self.z_dim, self.scale = tuple(x_shape), z_dim, scale
-        self.optim_kw = _adam(lr, betas, eps)
-        self.enc = GaussianEncoder(x_shape, z_dim, ch)
-        self.gen = pg_generator(z_dim, x_shape, ch)
+        self.x_shape, self.z_dim, self.beta, self.scale = tuple(x_shape), int(z_dim), float(beta), float(scale)
+        pg = dict(arch='pg', base_ch=base_ch)
+        self.encoder = encoder if encoder is not None else image_encoder(x_shape, 2 * z_dim, **pg)
+        self.decoder = decoder if decoder is not None else image_decoder(z_dim, x_shape, **pg)
 
-    def q_z(self, x): "(mu, logvar) of q(z|x); x in [0, 1]."; return self.enc(to_signed(x))
-    def encode(self, x): "Posterior parameters of every latent group: {'z': (mu, logvar)}."; return dict(z=self.q_z(x))
-    def decode(self, z): "Mean image in [0, 1]."; return from_signed(self.gen(z))
-    def log_px(self, x, z): "log p(x|z) (B,): Laplace on the [-1, 1] scale."; return laplace_log_prob(to_signed(x), self.gen(z), self.scale)
-    def sample(self, n): "n images decoded from z ~ N(0, I)."; return self.decode(torch.randn(n, self.z_dim, device=next(self.parameters()).device))
-    def elbo(self, x):
-        "Per-example ELBO, one sample: log p(x|z) - KL(q(z|x) || p(z))."
-        mu, lv = self.q_z(x)
-        return self.log_px(x, gaussian_sample(mu, lv)) - kl_std_normal(mu, lv)
-    def regulariser(self, mu, logvar, z): "Extra penalty (scalar) added to -ELBO; none for the plain VAE."; return mu.new_zeros(())
-    def losses(self, x):
-        "The three parts of the loss (batch means): reconstruction -log p(x|z), the KL term (subclass-weighted), the regulariser."
-        mu, lv = self.q_z(x); z = gaussian_sample(mu, lv)
-        return dict(rec=-self.log_px(x, z).mean(), kl=self.kl_term(mu, lv, z), reg=self.regulariser(mu, lv, z))
-    def kl_term(self, mu, logvar, z): "Mean KL(q(z|x) || p(z)) over the batch."; return kl_std_normal(mu, logvar).mean()
-    def _x(self, batch): return batch['x'] if 'x' in batch else batch['unlabelled']['x']
-    def param_groups(self): return {'model': list(self.parameters())}
-    def default_optim(self): return {'model': dict(self.optim_kw)}
-    def train_step(self, batch, opt):
-        "One SGD step on `loss` (unsupervised: uses only the unlabelled images)."
-        L = self.losses(self._x(batch))
-        loss = L['rec'] + L['kl'] + L['reg']
-        opt.step('model', loss)
-        return {'loss': loss.item(), **{k: v.item() for k, v in L.items()}}
+    @classmethod
+    def toy(cls, x_shape=(1, 16, 16), n=8, seed=0):
+        "A narrow instance (8 latents, 8 channels) and a random batch of n images."
+        g = torch.Generator().manual_seed(seed)
+        return cls(x_shape, 8, base_ch=8), {'x': torch.rand(n, *x_shape, generator=g)}, {}
+
+# %% ../../nbs/10_models/21_disentangling_baselines.ipynb #04cb1068
+@patch
+def q_z(self: PGVAE, x): # images in [0, 1]
+    "(mu, logvar) of q(z|x)."
+    return split_gaussian(self.encoder(self.to_model_range(x)))
+
+@patch
+def p_x(self: PGVAE, z): # (B, z_dim)
+    "Laplace mean on [-1, 1]: tanh of the decoder's output."
+    return torch.tanh(self.decoder(z))
+
+@patch
+def log_px(self: PGVAE, x, z): # x: images in [0, 1]
+    "log p(x|z) (B,): Laplace on the [-1, 1] scale."
+    return laplace_log_prob(self.to_model_range(x), self.p_x(z), self.scale)
+
+@patch
+@evaluation
+def encode(self: PGVAE, x): # images in [0, 1]
+    "Posterior means: {'z': E[z|x] (B, z_dim)}."
+    return {'z': self.q_z(x)[0]}
+
+@patch
+@evaluation
+def decode(self: PGVAE, z): # (B, z_dim)
+    "Mean images in [0, 1]."
+    return self.from_model_range(self.p_x(z))
+
+@patch
+@evaluation
+def sample(self: PGVAE, n: int, # number of images
+           generator: torch.Generator|None=None, # RNG for reproducible samples
+          ): # (n, *x_shape) in [0, 1]
+    "Mean images decoded from n draws z ~ N(0, I)."
+    return self.decode(standard_normal(n, self.z_dim, self.device, generator))
+
+# %% ../../nbs/10_models/21_disentangling_baselines.ipynb #f31d1470
+@patch
+def elbo(self: PGVAE, x): # images in [0, 1]
+    "Per-example ELBO, one sample: log p(x|z) - KL(q(z|x) || p(z)) (beta is a training weight, not part of it)."
+    mu, lv = self.q_z(x)
+    return self.log_px(x, gaussian_sample(mu, lv)) - kl_std_normal(mu, lv)
+
+@patch
+def kl_term(self: PGVAE, mu, logvar, z):
+    "beta times the mean KL(q(z|x) || p(z)) over the batch."
+    return self.beta * kl_std_normal(mu, logvar).mean()
+
+@patch
+def regulariser(self: PGVAE, mu, logvar, z):
+    "Extra penalty (scalar) added to the loss; none for the (beta-)VAE."
+    return mu.new_zeros(())
+
+@patch
+def losses(self: PGVAE, x): # images in [0, 1]
+    "The three parts of the loss (batch means): reconstruction -log p(x|z), the KL term, the regulariser."
+    mu, lv = self.q_z(x)
+    z = gaussian_sample(mu, lv)
+    return dict(rec=-self.log_px(x, z).mean(), kl=self.kl_term(mu, lv, z), reg=self.regulariser(mu, lv, z))
+
+@patch
+def forward(self: PGVAE, batch): # {'x': images in [0, 1]}
+    "{'loss': rec + kl + reg, 'rec', 'kl', 'reg'}: what the training step minimises, and its parts."
+    L = self.losses(batch['x'])
+    return {'loss': L['rec'] + L['kl'] + L['reg'], **L}
 
 class BetaVAE(PGVAE):
-    "beta-VAE (Higgins et al. 2017): the KL term weighted by beta (beta = 1: the plain VAE)."
+    "beta-VAE (Higgins et al. 2017): `PGVAE` with beta = 4 by default; the loss is PGVAE's."
     def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, *, beta: float=4.0, **kw):
-        super().__init__(x_shape, z_dim, **kw); self.beta = beta
-    def kl_term(self, mu, logvar, z): return self.beta * kl_std_normal(mu, logvar).mean()
+        super().__init__(x_shape, z_dim, beta=beta, **kw)
 
 # %% ../../nbs/10_models/21_disentangling_baselines.ipynb #f177ba5e
 def mws_log_qz(z, mu, logvar, n_data):
-    "Minibatch-weighted sampling (Chen et al. 2018): log q(z_i) and sum_d log q(z_id) for each sample, constant log(N M)."
+    "Minibatch-weighted sampling (Chen et al. 2018): log q(z_i) and sum_d log q(z_id) per sample, constant log(N M)."
     M = z.shape[0]
     # log q(z_i | x_j) per dimension: (M, M, D)
     lp = -0.5 * (math.log(2 * math.pi) + logvar[None] + (z[:, None] - mu[None])**2 * torch.exp(-logvar[None]))
@@ -82,12 +134,25 @@ def tc_decomposition(z, mu, logvar, n_data):
 
 class BetaTCVAE(PGVAE):
     "beta-TCVAE (Chen et al. 2018): alpha*MI + beta*TC + gamma*dim-wise KL, MWS estimator over a data set of n_data."
-    def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, *, n_data: int, # size of the training set (N in log(N M))
-                 alpha: float=1.0, beta: float=6.0, gamma: float=1.0, **kw):
-        super().__init__(x_shape, z_dim, **kw); self.n_data, self.alpha, self.beta, self.gamma = n_data, alpha, beta, gamma
+    def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, *,
+                 n_data: int, # size of the training set (N in log(N M))
+                 alpha: float=1.0, # weight of the index-code mutual information
+                 beta: float=6.0, # weight of the total correlation
+                 gamma: float=1.0, # weight of the dimension-wise KL
+                 **kw):
+        super().__init__(x_shape, z_dim, beta=beta, **kw)
+        self.n_data, self.alpha, self.gamma = n_data, alpha, gamma
+
     def kl_term(self, mu, logvar, z):
+        "Batch mean of alpha * MI + beta * TC + gamma * dim-wise KL (replaces the beta-weighted KL)."
         mi, tc, dkl = tc_decomposition(z, mu, logvar, self.n_data)
         return (self.alpha * mi + self.beta * tc + self.gamma * dkl).mean()
+
+    @classmethod
+    def toy(cls, x_shape=(1, 16, 16), n=8, seed=0):
+        "PGVAE's toy with a training set of 100 images for the MWS constant."
+        g = torch.Generator().manual_seed(seed)
+        return cls(x_shape, 8, base_ch=8, n_data=100), {'x': torch.rand(n, *x_shape, generator=g)}, {}
 
 # %% ../../nbs/10_models/21_disentangling_baselines.ipynb #1e8826cb
 def dip_covariance(mu, logvar, kind='i'):
@@ -103,89 +168,161 @@ def dip_penalty(cov, lambda_od, lambda_d):
 
 class DIPVAE(PGVAE):
     "DIP-VAE-I / -II (Kumar et al. 2018): ELBO plus a moment penalty pushing the aggregate posterior covariance to I."
-    def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, *, kind: str='i', # 'i' or 'ii'
-                 lambda_od: float=10.0, lambda_d: float|None=None, **kw): # lambda_d None: 10*lambda_od (I), lambda_od (II)
+    def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, *,
+                 kind: str='i', # 'i' or 'ii'
+                 lambda_od: float=10.0, # weight of the off-diagonal terms
+                 lambda_d: float|None=None, # weight of the diagonal terms (None: 10 * lambda_od (I), lambda_od (II))
+                 **kw):
         super().__init__(x_shape, z_dim, **kw)
         if kind not in ('i', 'ii'): raise ValueError(f"DIPVAE kind must be 'i' or 'ii', got {kind!r}")
         self.kind, self.lambda_od = kind, lambda_od
         self.lambda_d = (10 * lambda_od if kind == 'i' else lambda_od) if lambda_d is None else lambda_d
-    def regulariser(self, mu, logvar, z): return dip_penalty(dip_covariance(mu, logvar, self.kind), self.lambda_od, self.lambda_d)
+
+    def regulariser(self, mu, logvar, z):
+        "The DIP penalty on this batch's covariance estimate."
+        return dip_penalty(dip_covariance(mu, logvar, self.kind), self.lambda_od, self.lambda_d)
 
 # %% ../../nbs/10_models/21_disentangling_baselines.ipynb #3db098a6
-class SVAE(PGVAE):
-    "Symmetric VAE (Pu et al. 2018): KL(q||p) + KL(p||q) on (x, z) by a logistic critic, plus image and latent reconstructions."
-    def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, *, ch: int=32, disc_ch=None, drop: float=0.25,
-                 w_adv: float=1.0, w_rec_x: float=1.0, w_rec_z: float=1.0, **kw):
-        super().__init__(x_shape, z_dim, ch=ch, **kw)
-        self.d_xz = pg_critic(x_shape, (z_dim,), ch if disc_ch is None else disc_ch, drop)
+class SVAE(TwoPlayerMixin, PGVAE):
+    "Symmetric VAE (Pu et al. 2018): KL(q||p) + KL(p||q) on (x, z) by a logistic critic, plus both reconstructions."
+    networks = PGVAE.networks + ('critic',)
+    critics = ('critic',)
+
+    def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, *,
+                 scale: float=0.01, base_ch: int=32,
+                 encoder: nn.Module|None=None, decoder: nn.Module|None=None,
+                 critic: nn.Module|None=None, # d(x, z): images on [-1, 1], z (B, z_dim) -> logits (B,)
+                 disc_ch: int|None=None, # width of the default critic's image trunk (None: `base_ch`)
+                 drop: float=0.25, # dropout on the last FC inputs of the default critic (Appendix D)
+                 w_adv: float=1.0, # weight of the density-ratio terms
+                 w_rec_x: float=1.0, # weight of the image reconstruction
+                 w_rec_z: float=1.0, # weight of the latent reconstruction
+                ):
+        super().__init__(x_shape, z_dim, scale=scale, base_ch=base_ch, encoder=encoder, decoder=decoder)
+        dc = base_ch if disc_ch is None else disc_ch
+        self.critic = critic if critic is not None else pg_critic(x_shape, (z_dim,), dc, drop)
         self.w_adv, self.w_rec_x, self.w_rec_z = w_adv, w_rec_x, w_rec_z
-    def param_groups(self):
-        disc = list(self.d_xz.parameters()); ids = {id(p) for p in disc}
-        return {'disc': disc, 'gen': [p for p in self.parameters() if id(p) not in ids]}
-    def default_optim(self): return {'disc': dict(self.optim_kw), 'gen': dict(self.optim_kw)}
-    def _samples(self, x):
-        mu, lv = self.enc(x); zh = torch.randn(len(x), self.z_dim, device=x.device)
-        return dict(x=x, z=gaussian_sample(mu, lv)), dict(x=self.gen(zh), z=zh)
-    def train_step(self, batch, opt):
-        "Critic step on detached samples, then the encoder/generator step from a fresh forward pass."
-        x = to_signed(self._x(batch))
-        with torch.no_grad(): q, p = self._samples(x)
-        loss_d = logistic_ratio_loss(self.d_xz(q['x'], q['z']), self.d_xz(p['x'], p['z']))
-        opt.step('disc', loss_d)
-        for t in self.d_xz.parameters(): t.requires_grad_(False)
-        try:
-            q, p = self._samples(x)
-            adv = self.d_xz(q['x'], q['z']).mean() - self.d_xz(p['x'], p['z']).mean()
-            rec_x = -laplace_log_prob(x, self.gen(q['z']), self.scale).mean()
-            mu, lv = self.enc(p['x']); rec_z = -gaussian_log_prob(p['z'], mu, lv).mean()
-            loss_g = self.w_adv * adv + self.w_rec_x * rec_x + self.w_rec_z * rec_z
-            opt.step('gen', loss_g)
-        finally:
-            for t in self.d_xz.parameters(): t.requires_grad_(True)
-        return dict(loss_d=loss_d.item(), loss_g=loss_g.item(), adv=adv.item(), rec_x=rec_x.item(), rec_z=rec_z.item())
+
+# %% ../../nbs/10_models/21_disentangling_baselines.ipynb #ee359c6b
+@patch
+def _samples(self: SVAE, x): # images on [-1, 1]
+    "Encoder pairs (x, z ~ q(z|x)) and generator pairs (G(z), z ~ p(z)), images on [-1, 1]."
+    mu, lv = split_gaussian(self.encoder(x))
+    zh = torch.randn(len(x), self.z_dim, device=x.device)
+    return dict(x=x, z=gaussian_sample(mu, lv)), dict(x=self.p_x(zh), z=zh)
+
+@patch
+def critic_loss(self: SVAE, batch): # {'x': images in [0, 1]}
+    "Eq 9 with one critic, on samples drawn under no_grad."
+    x = self.to_model_range(batch['x'])
+    with torch.no_grad():
+        q, p = self._samples(x)
+    return logistic_ratio_loss(self.critic(q['x'], q['z']), self.critic(p['x'], p['z']))
+
+@patch
+def player_losses(self: SVAE, batch): # {'x': images in [0, 1]}
+    "'loss_g' = w_adv * adv + w_rec_x * rec_x + w_rec_z * rec_z (eq 8 and eq 10 with one critic), and its parts."
+    x = self.to_model_range(batch['x'])
+    q, p = self._samples(x)
+    adv = self.critic(q['x'], q['z']).mean() - self.critic(p['x'], p['z']).mean()
+    rec_x = -laplace_log_prob(x, self.p_x(q['z']), self.scale).mean()
+    mu, lv = split_gaussian(self.encoder(p['x']))
+    rec_z = -gaussian_log_prob(p['z'], mu, lv).mean()
+    loss_g = self.w_adv * adv + self.w_rec_x * rec_x + self.w_rec_z * rec_z
+    return dict(loss_g=loss_g, adv=adv, rec_x=rec_x, rec_z=rec_z)
 
 # %% ../../nbs/10_models/21_disentangling_baselines.ipynb #451f4e2f
-class Mathieu2016(nn.Module):
-    "Mathieu et al. 2016 adapted to reference-based data: e is 'specified' (shared by all references), z is variational; swap reconstructions + an image GAN."
-    def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, e_dim: int=32, *, ch: int=32, disc_ch=None,
-                 scale: float=0.01, drop: float=0.25, beta: float=1.0, # weight of KL(q(z|x) || N(0, I))
-                 w_adv: float=1.0, lr: float=1e-4, betas=(0.5, 0.99), eps: float=1e-8):
+class Mathieu2016(TwoPlayerMixin, AppendixDModel):
+    "Mathieu et al. 2016 for reference-based data: e is 'specified' (shared by all references), z is variational."
+    batch_spec = RbVAE.batch_spec
+    networks = ('z_encoder', 'e_encoder', 'decoder', 'critic')
+    critics = ('critic',)
+    G, q_z, p_x, decode = RbVAE.G, RbVAE.q_z, RbVAE.p_x, RbVAE.decode   # the same generator and posterior calls
+
+    def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, e_dim: int=32, *,
+                 scale: float=0.01, base_ch: int=32,
+                 z_encoder: nn.Module|None=None, # images on [-1, 1] (B, *x_shape) -> (B, 2 z_dim): [mean, logvar] of z
+                 e_encoder: nn.Module|None=None, # images on [-1, 1] (B, *x_shape) -> (B, e_dim): the specified code e
+                 decoder: nn.Module|None=None, # [z, e] (B, z_dim + e_dim) -> raw (B, *x_shape); its tanh is the mean
+                 critic: nn.Module|None=None, # d(x): images on [-1, 1] -> logits (B,)
+                 disc_ch: int|None=None, # width of the default critic's image trunk (None: `base_ch`)
+                 drop: float=0.25, # dropout on the last FC inputs of the default critic (Appendix D)
+                 beta: float=1.0, # weight of KL(q(z|x) || N(0, I))
+                 w_adv: float=1.0, # weight of the generator's GAN loss
+                ):
         super().__init__()
-        self.x_shape, self.z_dim, self.e_dim, self.scale, self.beta, self.w_adv = tuple(x_shape), z_dim, e_dim, scale, beta, w_adv
-        self.optim_kw = _adam(lr, betas, eps)
-        self.enc_z = GaussianEncoder(x_shape, z_dim, ch)
-        self.enc_e = PGEncoder(x_shape[0], x_shape[-1], e_dim, ch=ch, norm=True)   # deterministic specified code
-        self.gen = pg_generator(z_dim + e_dim, x_shape, ch)
-        self.d_x = pg_critic(x_shape, (), ch if disc_ch is None else disc_ch, drop)
-    def G(self, z, e): "Generator mean on [-1, 1]."; return self.gen(torch.cat([z, e], 1))
-    def q_z(self, x): return self.enc_z(to_signed(x))
-    def encode(self, x): "{'z': (mu, logvar) of q(z|x), 'e': the deterministic specified code (B, e_dim)}."; return dict(z=self.q_z(x), e=self.enc_e(to_signed(x)))
-    def decode(self, z, e): return from_signed(self.G(z, e))
-    def param_groups(self):
-        disc = list(self.d_x.parameters()); ids = {id(p) for p in disc}
-        return {'disc': disc, 'gen': [p for p in self.parameters() if id(p) not in ids]}
-    def default_optim(self): return {'disc': dict(self.optim_kw), 'gen': dict(self.optim_kw)}
-    def _fake(self, xu, xr):
-        "Content of reference images with the style code of unlabelled ones (the 'swapped' generations)."
-        zr = gaussian_sample(*self.enc_z(xr)); eu = self.enc_e(xu)
-        return self.G(zr, eu)
-    def train_step(self, batch, opt):
-        xu, xr = to_signed(batch['unlabelled']['x']), to_signed(batch['reference']['x'])
-        with torch.no_grad(): fake = self._fake(xu, xr)
-        loss_d = logistic_ratio_loss(self.d_x(xu), self.d_x(fake))
-        opt.step('disc', loss_d)
-        for t in self.d_x.parameters(): t.requires_grad_(False)
-        try:
-            (mu, lv), (mr, lr_) = self.enc_z(xu), self.enc_z(xr)
-            zu, zr = gaussian_sample(mu, lv), gaussian_sample(mr, lr_)
-            eu, er = self.enc_e(xu), self.enc_e(xr)
-            rec = -laplace_log_prob(xu, self.G(zu, eu), self.scale).mean()
-            # references share the specified factor: reconstruct each from its own z and ANOTHER reference's e
-            swap = -laplace_log_prob(xr, self.G(zr, er.roll(1, 0)), self.scale).mean()
-            kl = self.beta * (kl_std_normal(mu, lv).mean() + kl_std_normal(mr, lr_).mean())
-            adv = F.softplus(-self.d_x(self.G(zr, eu))).mean()   # non-saturating: swapped images should look real
-            loss_g = rec + swap + kl + self.w_adv * adv
-            opt.step('gen', loss_g)
-        finally:
-            for t in self.d_x.parameters(): t.requires_grad_(True)
-        return dict(loss_d=loss_d.item(), loss_g=loss_g.item(), rec=rec.item(), swap=swap.item(), kl=kl.item(), adv=adv.item())
+        self.x_shape, self.z_dim, self.e_dim, self.scale = tuple(x_shape), int(z_dim), int(e_dim), float(scale)
+        self.beta, self.w_adv = beta, w_adv
+        pg = dict(arch='pg', base_ch=base_ch)
+        self.z_encoder = z_encoder if z_encoder is not None else image_encoder(x_shape, 2 * z_dim, **pg)
+        self.e_encoder = e_encoder if e_encoder is not None else image_encoder(x_shape, e_dim, **pg)
+        self.decoder = decoder if decoder is not None else image_decoder(z_dim + e_dim, x_shape, **pg)
+        dc = base_ch if disc_ch is None else disc_ch
+        self.critic = critic if critic is not None else pg_critic(x_shape, (), dc, drop)
+        self.register_buffer('e_ref', torch.zeros(e_dim))  # the references' specified code (for `sample`)
+
+    @classmethod
+    def toy(cls, x_shape=(1, 16, 16), n=8, seed=0):
+        "A narrow instance (8-dim codes, 8 channels) and a random batch of n unlabelled and n reference images."
+        g = torch.Generator().manual_seed(seed)
+        batch = {part: {'x': torch.rand(n, *x_shape, generator=g)} for part in ('unlabelled', 'reference')}
+        return cls(x_shape, 8, 8, base_ch=8), batch, {}
+
+# %% ../../nbs/10_models/21_disentangling_baselines.ipynb #4cb32fac
+@patch
+def ref_e(self: Mathieu2016, n: int):
+    "The references' specified code e_ref repeated n times (decode's default e)."
+    return self.e_ref.expand(n, -1)
+
+@patch
+@evaluation
+def encode(self: Mathieu2016, x): # images in [0, 1]
+    "{'z': E[z|x] (B, z_dim), 'e': the deterministic specified code (B, e_dim)}."
+    xs = self.to_model_range(x)
+    return {'z': split_gaussian(self.z_encoder(xs))[0], 'e': self.e_encoder(xs)}
+
+@patch
+@evaluation
+def sample(self: Mathieu2016, n: int, # number of images
+           generator: torch.Generator|None=None, # RNG for reproducible samples
+           e=None, # specified codes (n, e_dim) (None: the references' e_ref)
+          ): # (n, *x_shape) in [0, 1]
+    "Mean images of n prior draws z ~ N(0, I) rendered with the specified code e."
+    return self.decode(standard_normal(n, self.z_dim, self.device, generator), e)
+
+# %% ../../nbs/10_models/21_disentangling_baselines.ipynb #865d870a
+@patch
+def _fake(self: Mathieu2016, xu, xr): # images on [-1, 1]
+    "Content of reference images with the style code of unlabelled ones (the 'swapped' generations)."
+    zr = gaussian_sample(*split_gaussian(self.z_encoder(xr)))
+    return self.G(zr, self.e_encoder(xu))
+
+@patch
+def critic_loss(self: Mathieu2016, batch):
+    "The image critic's logistic loss: real unlabelled images against swapped generations drawn under no_grad."
+    xu, xr = self.to_model_range(batch['unlabelled']['x']), self.to_model_range(batch['reference']['x'])
+    with torch.no_grad():
+        fake = self._fake(xu, xr)
+    return logistic_ratio_loss(self.critic(xu), self.critic(fake))
+
+@patch
+def player_losses(self: Mathieu2016, batch):
+    "'loss_g' = rec + swap + kl + w_adv * adv, and its parts (batch means)."
+    xu, xr = self.to_model_range(batch['unlabelled']['x']), self.to_model_range(batch['reference']['x'])
+    (mu, lv), (mr, lr_) = split_gaussian(self.z_encoder(xu)), split_gaussian(self.z_encoder(xr))
+    zu, zr = gaussian_sample(mu, lv), gaussian_sample(mr, lr_)
+    eu, er = self.e_encoder(xu), self.e_encoder(xr)
+    rec = -laplace_log_prob(xu, self.G(zu, eu), self.scale).mean()
+    # references share the specified factor: reconstruct each from its own z and ANOTHER reference's e
+    swap = -laplace_log_prob(xr, self.G(zr, er.roll(1, 0)), self.scale).mean()
+    kl = self.beta * (kl_std_normal(mu, lv).mean() + kl_std_normal(mr, lr_).mean())
+    adv = gan_gen_loss(self.critic(self.G(zr, eu)), 'logistic')   # non-saturating: swapped images should look real
+    return dict(loss_g=rec + swap + kl + self.w_adv * adv, rec=rec, swap=swap, kl=kl, adv=adv)
+
+@patch
+def train_step(self: Mathieu2016, batch, opt):
+    "TwoPlayerMixin's two steps, then e_ref <- the mean specified code of the batch's reference images."
+    out = TwoPlayerMixin.train_step(self, batch, opt)
+    with torch.no_grad():
+        self.e_ref.copy_(self.e_encoder(self.to_model_range(batch['reference']['x'])).mean(0))
+    return out

@@ -7,175 +7,257 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from fastcore.basics import patch
 from ..distributions import gaussian_sample, gaussian_log_prob, kl_std_normal, laplace_log_prob
 from ..data.core import to_signed, from_signed
-from ..nets import PGEncoder, PGDecoder, JointDiscriminator
+from ..nets import JointDiscriminator
+from .core import Model, evaluation, image_encoder, image_decoder, split_gaussian, gan_disc_loss
 
 # %% auto #0
-__all__ = ['GaussianEncoder', 'pg_generator', 'pg_critic', 'RbVAE', 'logistic_ratio_loss', 'SRbVAE']
+__all__ = ['pg_critic', 'standard_normal', 'AppendixDModel', 'RbVAE', 'logistic_ratio_loss', 'TwoPlayerMixin', 'SRbVAE']
 
 # %% ../../nbs/10_models/20_rbvae.ipynb #04d40a86
-class GaussianEncoder(nn.Module):
-    "q(.|x) = N(mu(x), diag exp(logvar(x))): the Appendix D encoder (pixel-normed `PGEncoder`, FC heads for mu and logvar)."
-    def __init__(self, x_shape=(3, 32, 32), # (C, H, W) of the images
-                 out_dim: int=32, # latent dimension
-                 ch: int=32, # channels of the first block (doubled at every level, capped at 256)
-                 min_logvar: float=-10., max_logvar: float=10.): # clamp of the log-variance
-        super().__init__()
-        self.net = PGEncoder(x_shape[0], x_shape[-1], 2 * out_dim, ch=ch, norm=True)
-        self.min_logvar, self.max_logvar = min_logvar, max_logvar
-    def forward(self, x): # x: signed images (B, C, H, W) in [-1, 1]
-        mu, logvar = self.net(x).chunk(2, 1)
-        return mu, logvar.clamp(self.min_logvar, self.max_logvar)
-
-def pg_generator(in_dim: int, # total latent size, e.g. z_dim + e_dim
-                 x_shape=(3, 32, 32), # (C, H, W) of the images
-                 ch: int=32, # channels before the to-RGB conv (doubled towards the code)
-                ) -> nn.Module:
-    "Appendix D generator G: 'convt' to 4x4, NN upsampling, 3x3 conv + pixel norm + leaky ReLU, tanh output on [-1, 1]."
-    return PGDecoder(in_dim, x_shape[0], x_shape[-1], ch=ch, tanh=True)
-
 def pg_critic(x_shape=(3, 32, 32), # (C, H, W) of the images
               z_dims=(32, 32), # sizes of the latent inputs, in call order (empty: image-only critic)
-              ch: int=32, # channels of the image trunk's first block
+              base_ch: int=32, # channels of the image trunk's first block
               drop: float=0.25, # probability of zeroing each input of the last FC layer (Appendix D)
              ) -> JointDiscriminator:
-    "Appendix D discriminator d(x, z, ...): un-normalised trunk -> FC 64; each latent -> FC 32; concat -> dropout -> FC 128 -> linear."
-    x_net = nn.Sequential(PGEncoder(x_shape[0], x_shape[-1], 64, ch=ch, norm=False), nn.LeakyReLU(0.2))
-    d = JointDiscriminator(x_net, 64, list(z_dims), hidden=128, n_hidden=1, z_hidden=32, dropout=drop)
+    "Appendix D critic d(x, z, ...) -> logits (B,), images on [-1, 1]: trunk -> FC 64, latents -> FC 32, FC 128, linear."
+    trunk = nn.Sequential(image_encoder(x_shape, 64, arch='pg', base_ch=base_ch, norm=False), nn.LeakyReLU(0.2))
+    d = JointDiscriminator(trunk, 64, list(z_dims), hidden=128, n_hidden=1, z_hidden=32, dropout=drop)
     d.out[0] = nn.Identity()   # Appendix D drops only the inputs of the FC-128 layer, not those of the linear classifier
     return d
 
-# %% ../../nbs/10_models/20_rbvae.ipynb #133bbb88
-def _adam(lr, betas, eps): return dict(name='adam', lr=lr, betas=tuple(betas), eps=eps)
+# %% ../../nbs/10_models/20_rbvae.ipynb #7586facb
+def standard_normal(n: int, # number of draws
+                    dim: int, # size of each draw
+                    device, # where the draws go (the model's device)
+                    generator: torch.Generator|None=None, # RNG for reproducible draws (drawn on its own device)
+                   ) -> torch.Tensor: # (n, dim)
+    "n draws of N(0, I_dim) from `generator` (None: torch's global RNG), moved to `device`."
+    where = device if generator is None else generator.device
+    return torch.randn(n, dim, generator=generator, device=where).to(device)
 
-class RbVAE(nn.Module):
+class AppendixDModel(Model):
+    "Base of the Rb-VAE family and its baselines: networks and Laplace likelihood on [-1, 1], the paper's Adam."
+    scale: float = 0.01  # Laplace scale lambda of p(x|.) on the [-1, 1] scale (set by the constructors)
+
+    def to_model_range(self, x):
+        "Images in [0, 1] -> [-1, 1], the range of the networks and of the likelihood."
+        return to_signed(x)
+
+    def from_model_range(self, x):
+        "Images on [-1, 1] -> [0, 1]."
+        return from_signed(x)
+
+    def default_optim(self):
+        "Every parameter group: Adam, learning rate 1e-4, betas (0.5, 0.99), eps 1e-8 (paper, §5.2)."
+        return {g: dict(name='adam', lr=1e-4, betas=(0.5, 0.99), eps=1e-8) for g in self.param_groups()}
+
+# %% ../../nbs/10_models/20_rbvae.ipynb #133bbb88
+class RbVAE(AppendixDModel):
     "Reference-based VAE (eq 2) trained with the conventional variational objective (eq 3); e_r is a learned vector."
+    batch_spec = {'unlabelled': {'x': 'images'}, 'reference': {'x': 'images'}}
+    networks = ('z_encoder', 'e_encoder', 'decoder')
+
     def __init__(self, x_shape=(3, 32, 32), # (C, H, W) of images in [0, 1]
                  z_dim: int=32, # common factors z
                  e_dim: int=32, # target factors e
-                 *, ch: int=32, # first-level channels of encoders / generator (Appendix D: 32, doubling per level)
+                 *,
                  scale: float=0.01, # Laplace scale lambda of p(x|z, e) on the [-1, 1] scale
-                 lr: float=1e-4, betas=(0.5, 0.99), eps: float=1e-8): # Adam settings (paper §5.2)
+                 base_ch: int=32, # width of the default networks (Appendix D: 32 channels, doubling per level)
+                 z_encoder: nn.Module|None=None, # images on [-1, 1] (B, *x_shape) -> (B, 2 z_dim): [mean, logvar] of z
+                 e_encoder: nn.Module|None=None, # images on [-1, 1] (B, *x_shape) -> (B, 2 e_dim): [mean, logvar] of e
+                 decoder: nn.Module|None=None, # [z, e] (B, z_dim + e_dim) -> raw (B, *x_shape); its tanh is the mean
+                ):
         super().__init__()
-        self.x_shape, self.z_dim, self.e_dim, self.scale = tuple(x_shape), z_dim, e_dim, scale
-        self.optim_kw = _adam(lr, betas, eps)
-        self.enc_z = GaussianEncoder(x_shape, z_dim, ch)
-        self.enc_e = GaussianEncoder(x_shape, e_dim, ch)
-        self.gen = pg_generator(z_dim + e_dim, x_shape, ch)
+        self.x_shape, self.z_dim, self.e_dim, self.scale = tuple(x_shape), int(z_dim), int(e_dim), float(scale)
+        pg = dict(arch='pg', base_ch=base_ch)
+        self.z_encoder = z_encoder if z_encoder is not None else image_encoder(x_shape, 2 * z_dim, **pg)
+        self.e_encoder = e_encoder if e_encoder is not None else image_encoder(x_shape, 2 * e_dim, **pg)
+        self.decoder = decoder if decoder is not None else image_decoder(z_dim + e_dim, x_shape, **pg)
         self.e_r = nn.Parameter(torch.zeros(e_dim))
 
-    def G(self, z, e): "Generator mean on [-1, 1] from the two latent groups."; return self.gen(torch.cat([z, e], 1))
-    def q_z(self, x): "(mu, logvar) of q(z|x); x in [0, 1]."; return self.enc_z(to_signed(x))
-    def q_e(self, x): "(mu, logvar) of q(e|x, y=0); x in [0, 1]."; return self.enc_e(to_signed(x))
-    def encode(self, x): "Posterior parameters of every latent group: {'z': (mu, logvar), 'e': (mu, logvar)}."; return dict(z=self.q_z(x), e=self.q_e(x))
-    def ref_e(self, n): "e_r repeated n times (the delta prior p(e|y=1))."; return self.e_r.expand(n, -1)
-    def p_x(self, z, e=None): "Laplace mean G(z, e) on [-1, 1]; e=None uses e_r (reference style)."; return self.G(z, self.ref_e(len(z)) if e is None else e)
-    def decode(self, z, e=None): "Mean image in [0, 1]; e=None decodes with the reference e_r."; return from_signed(self.p_x(z, e))
-    def log_px(self, x, z, e=None): "log p(x|z, e) (B,), Laplace with scale lambda on the [-1, 1] scale."; return laplace_log_prob(to_signed(x), self.p_x(z, e), self.scale)
-    def sample(self, n, reference=False):
-        "n images from the prior: z, e ~ N(0, I) (or e = e_r)."
-        z = torch.randn(n, self.z_dim, device=self.e_r.device)
-        return self.decode(z, None if reference else torch.randn(n, self.e_dim, device=z.device))
+    @classmethod
+    def toy(cls, x_shape=(1, 16, 16), n=8, seed=0):
+        "A narrow instance (8-dim codes, 8 channels) and a random batch of n unlabelled and n reference images."
+        g = torch.Generator().manual_seed(seed)
+        batch = {part: {'x': torch.rand(n, *x_shape, generator=g)} for part in ('unlabelled', 'reference')}
+        return cls(x_shape, 8, 8, base_ch=8), batch, {}
 
-    def elbo_unlabelled(self, x):
-        "Per-example bound for y=0: E_q log p(x|z,e) - KL(q(z|x)||p(z)) - KL(q(e|x)||p(e)), one sample."
-        (mz, lz), (me, le) = self.q_z(x), self.q_e(x)
-        return self.log_px(x, gaussian_sample(mz, lz), gaussian_sample(me, le)) - kl_std_normal(mz, lz) - kl_std_normal(me, le)
-    def elbo_reference(self, x):
-        "Per-example bound for y=1 (e = e_r): E_q log p(x|z,e_r) - KL(q(z|x)||p(z)), one sample."
-        mz, lz = self.q_z(x)
-        return self.log_px(x, gaussian_sample(mz, lz)) - kl_std_normal(mz, lz)
-    def loss(self, batch):
-        "Eq 3: minus the mean unlabelled bound minus the mean reference bound."
-        return -self.elbo_unlabelled(batch['unlabelled']['x']).mean() - self.elbo_reference(batch['reference']['x']).mean()
+# %% ../../nbs/10_models/20_rbvae.ipynb #b27199b3
+@patch
+def G(self: RbVAE, z, e): # codes (B, z_dim) and (B, e_dim)
+    "The generator's Laplace mean on [-1, 1]: tanh of the decoder's output on [z, e]."
+    return torch.tanh(self.decoder(torch.cat([z, e], 1)))
 
-    def check_batch(self, batch):
-        "Raise a clear error unless the batch is {'unlabelled': {'x'}, 'reference': {'x'}} with images in [0, 1]."
-        for k in ('unlabelled', 'reference'):
-            if not isinstance(batch, dict) or k not in batch or 'x' not in batch[k]:
-                raise ValueError(f"{type(self).__name__}: expected a batch {{'unlabelled': {{'x': ...}}, 'reference': {{'x': ...}}}}, got keys {list(batch) if isinstance(batch, dict) else type(batch).__name__}")
-            x = batch[k]['x']
-            if x.ndim != 4 or tuple(x.shape[1:]) != self.x_shape:
-                raise ValueError(f"{type(self).__name__}: '{k}' images must have shape (B, {', '.join(map(str, self.x_shape))}), got {tuple(x.shape)}")
-            if not x.is_floating_point() or x.min() < 0 or x.max() > 1:
-                raise ValueError(f"{type(self).__name__}: '{k}' images must be float in [0, 1]")
+@patch
+def q_z(self: RbVAE, x): # images in [0, 1]
+    "(mu, logvar) of q(z|x)."
+    return split_gaussian(self.z_encoder(self.to_model_range(x)))
 
-    def param_groups(self): return {'model': list(self.parameters())}
-    def default_optim(self): return {'model': dict(self.optim_kw)}
-    def train_step(self, batch, opt):
-        "One SGVB step on eq 3."
-        loss = self.loss(batch)
-        opt.step('model', loss)
-        return {'loss': loss.item()}
+@patch
+def q_e(self: RbVAE, x): # images in [0, 1]
+    "(mu, logvar) of q(e|x, y=0)."
+    return split_gaussian(self.e_encoder(self.to_model_range(x)))
+
+@patch
+def ref_e(self: RbVAE, n: int):
+    "e_r repeated n times (the delta prior p(e|y=1))."
+    return self.e_r.expand(n, -1)
+
+@patch
+def p_x(self: RbVAE, z, e=None):
+    "Laplace mean G(z, e) on [-1, 1]; e=None uses e_r (reference style)."
+    return self.G(z, self.ref_e(len(z)) if e is None else e)
+
+@patch
+def log_px(self: RbVAE, x, z, e=None): # x: images in [0, 1]
+    "log p(x|z, e) (B,): Laplace with scale lambda on the [-1, 1] scale; e=None uses e_r."
+    return laplace_log_prob(self.to_model_range(x), self.p_x(z, e), self.scale)
+
+# %% ../../nbs/10_models/20_rbvae.ipynb #dbcdc3de
+@patch
+@evaluation
+def encode(self: RbVAE, x): # images in [0, 1] (B, *x_shape)
+    "Posterior means of both groups: {'z': E[z|x] (B, z_dim), 'e': E[e|x, y=0] (B, e_dim)}."
+    return {'z': self.q_z(x)[0], 'e': self.q_e(x)[0]}
+
+@patch
+@evaluation
+def decode(self: RbVAE, z, e=None): # codes (B, z_dim) and (B, e_dim) (None: the reference code e_r)
+    "Mean images in [0, 1], (B, *x_shape)."
+    return self.from_model_range(self.p_x(z, e))
+
+@patch
+@evaluation
+def sample(self: RbVAE, n: int, # number of images
+           generator: torch.Generator|None=None, # RNG for reproducible samples
+           reference: bool=False, # True: e = e_r (reference style) instead of e ~ N(0, I)
+          ): # (n, *x_shape) in [0, 1]
+    "Mean images of n prior draws z ~ N(0, I) and e ~ N(0, I) (or e = e_r)."
+    z = standard_normal(n, self.z_dim, self.device, generator)
+    return self.decode(z, None if reference else standard_normal(n, self.e_dim, self.device, generator))
+
+# %% ../../nbs/10_models/20_rbvae.ipynb #893dce66
+@patch
+def elbo_unlabelled(self: RbVAE, x): # images in [0, 1]
+    "Per-example bound for y=0: E_q log p(x|z,e) - KL(q(z|x)||p(z)) - KL(q(e|x)||p(e)), one sample."
+    (mz, lz), (me, le) = self.q_z(x), self.q_e(x)
+    lik = self.log_px(x, gaussian_sample(mz, lz), gaussian_sample(me, le))
+    return lik - kl_std_normal(mz, lz) - kl_std_normal(me, le)
+
+@patch
+def elbo_reference(self: RbVAE, x): # images in [0, 1]
+    "Per-example bound for y=1 (e = e_r): E_q log p(x|z,e_r) - KL(q(z|x)||p(z)), one sample."
+    mz, lz = self.q_z(x)
+    return self.log_px(x, gaussian_sample(mz, lz)) - kl_std_normal(mz, lz)
+
+@patch
+def forward(self: RbVAE, batch): # {'unlabelled': {'x': ...}, 'reference': {'x': ...}}
+    "Eq 3 as {'loss': ...}: minus the mean unlabelled bound minus the mean reference bound."
+    u, r = self.elbo_unlabelled(batch['unlabelled']['x']), self.elbo_reference(batch['reference']['x'])
+    return {'loss': -u.mean() - r.mean()}
 
 # %% ../../nbs/10_models/20_rbvae.ipynb #83f17295
 def logistic_ratio_loss(d_q: torch.Tensor, # critic logits on samples of q (B,)
                         d_p: torch.Tensor, # critic logits on samples of p (B,)
                        ) -> torch.Tensor: # scalar: minus the eq 9 / Algorithm 1 objective
     "Logistic-regression loss whose minimiser is d = log q/p: -(E_q log sigma(d) + E_p log(1 - sigma(d))) / 2."
-    return 0.5 * (F.softplus(-d_q).mean() + F.softplus(d_p).mean())
+    return 0.5 * gan_disc_loss(d_q, d_p, 'logistic')
 
-# %% ../../nbs/10_models/20_rbvae.ipynb #c93e82e9
-class SRbVAE(RbVAE):
-    "Rb-VAE trained with the symmetric KL (eq 4) by adversarial learning (eqs 8-9) plus the reconstruction terms of eq 10."
-    def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, e_dim: int=32, *, ch: int=32,
-                 scale: float=0.01, lr: float=1e-4, betas=(0.5, 0.99), eps: float=1e-8,
-                 disc_ch=None, # discriminator trunk channels (None: same as `ch`)
-                 drop: float=0.25, # dropout on the last FC inputs of both discriminators (Appendix D)
-                 w_adv: float=1.0, # weight of eq 8 (the density-ratio terms)
-                 w_rec_x: float=1.0, # weight of the image reconstruction terms of eq 10
-                 w_rec_z: float=1.0): # weight of the latent reconstruction terms of eq 10
-        super().__init__(x_shape, z_dim, e_dim, ch=ch, scale=scale, lr=lr, betas=betas, eps=eps)
-        dc = ch if disc_ch is None else disc_ch
-        self.d_xze = pg_critic(x_shape, (z_dim, e_dim), dc, drop)  # d_xi(x, z, e): unlabelled images
-        self.d_xz = pg_critic(x_shape, (z_dim,), dc, drop)         # d_gamma(x, z): reference images
-        self.w_adv, self.w_rec_x, self.w_rec_z = w_adv, w_rec_x, w_rec_z
+# %% ../../nbs/10_models/20_rbvae.ipynb #9528971d
+class TwoPlayerMixin:
+    "Algorithm 1's update order for a model with critics: a critic step on detached samples, then the players' step."
+    critics: tuple = ()  # attributes holding the critics: the 'disc' group; every other parameter is in 'gen'
 
     def param_groups(self):
-        disc = list(self.d_xze.parameters()) + list(self.d_xz.parameters())
+        "'disc': the critics' parameters; 'gen': every other parameter (encoders, generator, learned codes)."
+        disc = [p for name in self.critics for p in getattr(self, name).parameters()]
         ids = {id(p) for p in disc}
         return {'disc': disc, 'gen': [p for p in self.parameters() if id(p) not in ids]}
-    def default_optim(self): return {'disc': dict(self.optim_kw), 'gen': dict(self.optim_kw)}
 
-    def _samples(self, xu, xr):
-        "Both sides of Algorithm 1: encoder triples (q) and generator triples (p), images on [-1, 1]."
-        (mz, lz), (me, le), (mr, lr_) = self.enc_z(xu), self.enc_e(xu), self.enc_z(xr)
-        q = dict(xu=xu, zu=gaussian_sample(mz, lz), eu=gaussian_sample(me, le), xr=xr, zr=gaussian_sample(mr, lr_))
-        zh, eh, zhr = (torch.randn(len(x), d, device=xu.device) for x, d in ((xu, self.z_dim), (xu, self.e_dim), (xr, self.z_dim)))
-        p = dict(xu=self.G(zh, eh), zu=zh, eu=eh, xr=self.G(zhr, self.ref_e(len(xr))), zr=zhr)
-        return q, p
-
-    def disc_loss(self, q, p):
-        "Eq 9 (as in Algorithm 1: sigma(d) -> 1 on encoder triples) for both critics."
-        l_xi = logistic_ratio_loss(self.d_xze(q['xu'], q['zu'], q['eu']), self.d_xze(p['xu'], p['zu'], p['eu']))
-        l_ga = logistic_ratio_loss(self.d_xz(q['xr'], q['zr']), self.d_xz(p['xr'], p['zr']))
-        return l_xi + l_ga
-
-    def gen_losses(self, q, p):
-        "Eq 8 (critic logits as log-ratio estimates) and the eq 10 reconstruction terms; means over the batch."
-        adv = (self.d_xze(q['xu'], q['zu'], q['eu']).mean() - self.d_xze(p['xu'], p['zu'], p['eu']).mean()
-               + self.d_xz(q['xr'], q['zr']).mean() - self.d_xz(p['xr'], p['zr']).mean())
-        rec_x = -(laplace_log_prob(q['xu'], self.G(q['zu'], q['eu']), self.scale).mean()
-                  + laplace_log_prob(q['xr'], self.G(q['zr'], self.ref_e(len(q['xr']))), self.scale).mean())
-        mz, lz = self.enc_z(p['xu']); me, le = self.enc_e(p['xu']); mr, lr_ = self.enc_z(p['xr'])
-        rec_z = -(gaussian_log_prob(p['zu'], mz, lz) + gaussian_log_prob(p['eu'], me, le)).mean() - gaussian_log_prob(p['zr'], mr, lr_).mean()
-        return dict(adv=adv, rec_x=rec_x, rec_z=rec_z)
+    def forward(self, batch):
+        "Both players' losses: 'loss_d' (the critics', on detached samples) and 'loss_g' with its parts."
+        return {'loss_d': self.critic_loss(batch), **self.player_losses(batch)}
 
     def train_step(self, batch, opt):
-        "Algorithm 1: a critic step (eq 9) on detached samples, then an encoder/generator step (eq 8 + eq 10) from a fresh forward pass."
-        xu, xr = to_signed(batch['unlabelled']['x']), to_signed(batch['reference']['x'])
-        with torch.no_grad(): q, p = self._samples(xu, xr)
-        loss_d = self.disc_loss(q, p)
+        "A critic step on `critic_loss`, then a 'gen' step on `player_losses` from a fresh forward pass."
+        loss_d = self.critic_loss(batch)
         opt.step('disc', loss_d)
-        crit = list(self.d_xze.parameters()) + list(self.d_xz.parameters())
-        for t in crit: t.requires_grad_(False)   # the generator step never writes critic gradients
-        try:
-            q, p = self._samples(xu, xr)
-            L = self.gen_losses(q, p)
-            loss_g = self.w_adv * L['adv'] + self.w_rec_x * L['rec_x'] + self.w_rec_z * L['rec_z']
-            opt.step('gen', loss_g)
-        finally:
-            for t in crit: t.requires_grad_(True)
-        return {'loss_d': loss_d.item(), 'loss_g': loss_g.item(), **{k: v.item() for k, v in L.items()}}
+        losses = self.player_losses(batch)   # recomputed after the critics moved: no stale graph
+        opt.step('gen', losses['loss_g'])
+        return {'loss_d': loss_d.item(), **{k: v.item() for k, v in losses.items()}}
+
+# %% ../../nbs/10_models/20_rbvae.ipynb #c93e82e9
+class SRbVAE(TwoPlayerMixin, RbVAE):
+    "Rb-VAE trained with the symmetric KL (eq 4) by adversarial learning (eqs 8-9) plus the reconstructions of eq 10."
+    networks = RbVAE.networks + ('critic_xze', 'critic_xz')
+    critics = ('critic_xze', 'critic_xz')
+
+    def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, e_dim: int=32, *,
+                 scale: float=0.01, base_ch: int=32,
+                 z_encoder: nn.Module|None=None, e_encoder: nn.Module|None=None, decoder: nn.Module|None=None,
+                 critic_xze: nn.Module|None=None, # d_xi(x, z, e): images on [-1, 1], z, e -> logits (B,) (unlabelled)
+                 critic_xz: nn.Module|None=None, # d_gamma(x, z): images on [-1, 1], z -> logits (B,) (reference)
+                 disc_ch: int|None=None, # width of the default critics' image trunks (None: `base_ch`)
+                 drop: float=0.25, # dropout on the last FC inputs of both default critics (Appendix D)
+                 w_adv: float=1.0, # weight of eq 8 (the density-ratio terms)
+                 w_rec_x: float=1.0, # weight of the image reconstruction terms of eq 10
+                 w_rec_z: float=1.0, # weight of the latent reconstruction terms of eq 10
+                ):
+        super().__init__(x_shape, z_dim, e_dim, scale=scale, base_ch=base_ch,
+                         z_encoder=z_encoder, e_encoder=e_encoder, decoder=decoder)
+        dc = base_ch if disc_ch is None else disc_ch
+        self.critic_xze = critic_xze if critic_xze is not None else pg_critic(x_shape, (z_dim, e_dim), dc, drop)
+        self.critic_xz = critic_xz if critic_xz is not None else pg_critic(x_shape, (z_dim,), dc, drop)
+        self.w_adv, self.w_rec_x, self.w_rec_z = w_adv, w_rec_x, w_rec_z
+
+# %% ../../nbs/10_models/20_rbvae.ipynb #9de2766e
+@patch
+def _samples(self: SRbVAE, xu, xr): # unlabelled and reference images on [-1, 1]
+    "Both sides of Algorithm 1: encoder triples (q) and generator triples (p), images on [-1, 1]."
+    (mz, lz), (me, le) = split_gaussian(self.z_encoder(xu)), split_gaussian(self.e_encoder(xu))
+    mr, lr_ = split_gaussian(self.z_encoder(xr))
+    q = dict(xu=xu, zu=gaussian_sample(mz, lz), eu=gaussian_sample(me, le), xr=xr, zr=gaussian_sample(mr, lr_))
+    zh, eh = (torch.randn(len(xu), d, device=xu.device) for d in (self.z_dim, self.e_dim))
+    zhr = torch.randn(len(xr), self.z_dim, device=xr.device)
+    p = dict(xu=self.G(zh, eh), zu=zh, eu=eh, xr=self.G(zhr, self.ref_e(len(xr))), zr=zhr)
+    return q, p
+
+@patch
+def disc_loss(self: SRbVAE, q, p):
+    "Eq 9 (as in Algorithm 1: sigma(d) -> 1 on encoder triples) for both critics."
+    l_xi = logistic_ratio_loss(self.critic_xze(q['xu'], q['zu'], q['eu']), self.critic_xze(p['xu'], p['zu'], p['eu']))
+    l_ga = logistic_ratio_loss(self.critic_xz(q['xr'], q['zr']), self.critic_xz(p['xr'], p['zr']))
+    return l_xi + l_ga
+
+@patch
+def gen_losses(self: SRbVAE, q, p):
+    "Eq 8 (critic logits as log-ratio estimates) and the eq 10 reconstruction terms; means over the batch."
+    d_u, d_r = self.critic_xze, self.critic_xz
+    adv = (d_u(q['xu'], q['zu'], q['eu']).mean() - d_u(p['xu'], p['zu'], p['eu']).mean()
+           + d_r(q['xr'], q['zr']).mean() - d_r(p['xr'], p['zr']).mean())
+    rec_x = -(laplace_log_prob(q['xu'], self.G(q['zu'], q['eu']), self.scale).mean()
+              + laplace_log_prob(q['xr'], self.G(q['zr'], self.ref_e(len(q['xr']))), self.scale).mean())
+    mz, lz = split_gaussian(self.z_encoder(p['xu']))
+    me, le = split_gaussian(self.e_encoder(p['xu']))
+    mr, lr_ = split_gaussian(self.z_encoder(p['xr']))
+    rec_z = (-(gaussian_log_prob(p['zu'], mz, lz) + gaussian_log_prob(p['eu'], me, le)).mean()
+             - gaussian_log_prob(p['zr'], mr, lr_).mean())
+    return dict(adv=adv, rec_x=rec_x, rec_z=rec_z)
+
+@patch
+def critic_loss(self: SRbVAE, batch):
+    "Eq 9 on samples drawn under no_grad: this loss cannot reach the encoders, the generator or e_r."
+    xu, xr = self.to_model_range(batch['unlabelled']['x']), self.to_model_range(batch['reference']['x'])
+    with torch.no_grad():
+        q, p = self._samples(xu, xr)
+    return self.disc_loss(q, p)
+
+@patch
+def player_losses(self: SRbVAE, batch):
+    "The encoders' and generator's loss 'loss_g' = w_adv * eq 8 + w_rec_x * rec_x + w_rec_z * rec_z, and its parts."
+    xu, xr = self.to_model_range(batch['unlabelled']['x']), self.to_model_range(batch['reference']['x'])
+    L = self.gen_losses(*self._samples(xu, xr))
+    return {'loss_g': self.w_adv * L['adv'] + self.w_rec_x * L['rec_x'] + self.w_rec_z * L['rec_z'], **L}
