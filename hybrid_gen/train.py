@@ -111,7 +111,8 @@ class NonFiniteLossError(FloatingPointError):
     def __init__(self, name: str, step: int, value: float = math.nan, where: str = 'loss'):
         self.name, self.step, self.value = name, step, value
         super().__init__(f"non-finite {where} {name!r} = {value} at step {step}; training stopped "
-                         "(lower the learning rate, clip gradients with optim={group: dict(clip=...)}, or check the data)")
+                         "(lower the learning rate, clip gradients with optim={group: dict(clip=...)}, or check the "
+                         "data)")
 
 def _torch_optimizers() -> dict:
     "lower-case name -> class, for every optimizer torch.optim exports."
@@ -141,7 +142,8 @@ def optimizer_class(name,  # a torch.optim name in any case ('adamw', 'SGD'), an
     return cls
 
 def _check_clip(clip, group: str):
-    ok = clip is None or (isinstance(clip, (int, float)) and not isinstance(clip, bool) and math.isfinite(clip) and clip > 0)
+    number = isinstance(clip, (int, float)) and not isinstance(clip, bool)
+    ok = clip is None or (number and math.isfinite(clip) and clip > 0)
     if not ok:
         raise ValueError(f"optimizer settings of group {group!r}: clip must be a positive number or None, got {clip!r} "
                          "(clip_grad_norm_ with a bound <= 0 zeroes or reverses the gradient)")
@@ -200,7 +202,8 @@ class Optimizers:
         for g, o in self.optimizers.items(): o.load_state_dict(s[g])
 
     def __repr__(self):
-        return 'Optimizers(' + ', '.join(f"{g}: {type(o).__name__}(lr={self.lr(g):g})" for g, o in self.optimizers.items()) + ')'
+        inner = ', '.join(f"{g}: {type(o).__name__}(lr={self.lr(g):g})" for g, o in self.optimizers.items())
+        return f'Optimizers({inner})'
 
 # %% ../nbs/00_foundations/03_train.ipynb #9d113111
 @patch
@@ -211,14 +214,16 @@ def _check(self: Optimizers, name, loss):
         raise TypeError(f"opt.step({name!r}, loss): expected a scalar loss tensor, got "
                         f"{type(loss).__name__}{'' if not isinstance(loss, torch.Tensor) else tuple(loss.shape)}")
     if not loss.requires_grad:
-        raise RuntimeError(f"opt.step({name!r}, loss): the loss does not require grad (computed under no_grad or detached?)")
+        raise RuntimeError(f"opt.step({name!r}, loss): the loss does not require grad (computed under no_grad or "
+                           "detached?)")
 
 @patch
 def _backward(self: Optimizers, name, loss, retain_graph):
     params = self.groups[name]
     if self.world_size == 1:  # (with DDP the check rides on the gradient all-reduce instead)
         v = loss.item()  # one float: cheap on the CPU; on a GPU the one sync that keeps a NaN out of the weights
-        if not math.isfinite(v): raise NonFiniteLossError(name, self.step_idx, v, where="loss given to opt.step for group")
+        if not math.isfinite(v): raise NonFiniteLossError(name, self.step_idx, v, where="loss given to opt.step for "
+                                                                                        "group")
     for p in params: p.grad = None
     if loss.ndim: loss = loss.reshape(())
     dev = loss.device.type
@@ -264,7 +269,8 @@ def add_schedules(self: Optimizers, schedules: dict | None,  # group -> f(torch 
             raise ValueError(f"fit(schedules=...): unknown group {g!r}; the model's groups are {self.names}")
         if not callable(make):
             raise TypeError(f"fit(schedules=...): group {g!r} needs a function optimizer -> LRScheduler, "
-                            f"e.g. lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=1000); got {type(make).__name__}")
+                            "e.g. lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=1000); got "
+                            f"{type(make).__name__}")
         s = make(self.optimizers[g])
         if isinstance(s, ReduceLROnPlateau) or not isinstance(s, LRScheduler):
             raise TypeError(f"fit(schedules=...): group {g!r}: expected an LRScheduler stepped without arguments "
@@ -300,7 +306,8 @@ def param_groups_of(model: nn.Module,  # a model following the contract
     check_model(model)
     groups = model.param_groups()
     if not isinstance(groups, dict) or not groups:
-        raise TypeError(f"{type(model).__name__}.param_groups() must return a non-empty dict name -> list of parameters, "
+        raise TypeError(f"{type(model).__name__}.param_groups() must return a non-empty dict name -> list of "
+                        "parameters, "
                         f"got {type(groups).__name__}")
     names = {id(p): n for n, p in model.named_parameters()}
     out, seen = {}, {}
@@ -311,14 +318,17 @@ def param_groups_of(model: nn.Module,  # a model following the contract
             if not isinstance(p, nn.Parameter):
                 raise TypeError(f"param_groups(): group {g!r} holds a {type(p).__name__}, expected nn.Parameter")
             if id(p) not in names:
-                raise ValueError(f"param_groups(): group {g!r} holds a parameter of shape {tuple(p.shape)} that is not a "
-                                 f"parameter of the model (register it as a submodule so it is trained and checkpointed)")
+                raise ValueError(f"param_groups(): group {g!r} holds a parameter of shape {tuple(p.shape)} that is not "
+                                 "a "
+                                 "parameter of the model (register it as a submodule so it is trained and "
+                                 "checkpointed)")
             if id(p) in seen:
                 raise ValueError(f"param_groups(): parameter {names[id(p)]!r} is in both {seen[id(p)]!r} and {g!r}")
             seen[id(p)] = g
         out[g] = ps
     orphans = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in seen]
-    if orphans: warnings.warn(f"{type(model).__name__}: trainable parameters in no group are never updated: {orphans[:5]}"
+    if orphans: warnings.warn(f"{type(model).__name__}: trainable parameters in no group are never updated: "
+                              f"{orphans[:5]}"
                               f"{' ...' if len(orphans) > 5 else ''}")
     return out
 
@@ -340,12 +350,14 @@ def build_optimizers(model: nn.Module,  # a model following the contract
                          f"but param_groups() has {sorted(groups)}")
     optim = dict(optim or {})
     unknown = set(optim) - set(groups)
-    if unknown: raise ValueError(f"fit(optim=...): unknown group(s) {sorted(unknown)}; the model's groups are {list(groups)}")
+    if unknown: raise ValueError(f"fit(optim=...): unknown group(s) {sorted(unknown)}; the model's groups are "
+                                 f"{list(groups)}")
     cfgs = {}
     for g in groups:
         d, o = dict(defaults[g]), dict(optim.get(g, {}))
         cfgs[g] = o if ('name' in o and not _same_class(o['name'], d.get('name'))) else {**d, **o}
-    whole = len(groups) == 1 and sum(map(len, groups.values())) == len(list(model.parameters()))  # (groups are disjoint)
+    # (groups are disjoint, so equal counts mean the one group holds every parameter)
+    whole = len(groups) == 1 and sum(map(len, groups.values())) == len(list(model.parameters()))
     return Optimizers(groups, cfgs, world_size=world_size, whole_model=whole)
 
 # %% ../nbs/00_foundations/03_train.ipynb #7359acaa
@@ -458,7 +470,8 @@ def save_checkpoint(path,  # file to write (atomically)
 # %% ../nbs/00_foundations/03_train.ipynb #a92a0d30
 def _diff(expected, found, n=5):
     miss, extra = [k for k in expected if k not in found], [k for k in found if k not in expected]
-    return f"missing {miss[:n]}{' ...' if len(miss) > n else ''}, unexpected {extra[:n]}{' ...' if len(extra) > n else ''}"
+    more = lambda v: ' ...' if len(v) > n else ''
+    return f"missing {miss[:n]}{more(miss)}, unexpected {extra[:n]}{more(extra)}"
 
 def _read_checkpoint(path: Path) -> dict:
     "The checkpoint dict of `path`: readable, ours, intact and of this format, or a CheckpointError."
@@ -469,7 +482,8 @@ def _read_checkpoint(path: Path) -> dict:
                               f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}") from e
     if not isinstance(ck, dict) or ck.get('format') != _FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a hybrid_gen checkpoint: expected a dict with format={_FORMAT!r}, "
-                              f"got {type(ck).__name__}" + (f" with keys {list(ck)[:8]}" if isinstance(ck, dict) else ''))
+                              f"got {type(ck).__name__}"
+                              + (f" with keys {list(ck)[:8]}" if isinstance(ck, dict) else ''))
     if ck.get('checksum') != _digest(ck):
         raise CheckpointError(f"{str(path)!r} is corrupt: its contents do not match the checksum written with them")
     fv = ck.get('format_version', 1)
@@ -486,14 +500,16 @@ def _load_weights(ck: dict, path: Path, model: nn.Module):
         raise CheckpointError(f"{str(path)!r}: parameter names differ from this {type(model).__name__}'s: "
                               f"{_diff(names, ck['param_names'])}")
     try: model.load_state_dict(ck['model'])
-    except RuntimeError as e: raise CheckpointError(f"{str(path)!r} does not fit this {type(model).__name__}: {e}") from None
+    except RuntimeError as e:
+        raise CheckpointError(f"{str(path)!r} does not fit this {type(model).__name__}: {e}") from None
 
 def _check_groups(ck: dict, path: Path, model: nn.Module, opt: Optimizers):
     if 'optim' not in ck: raise CheckpointError(f"{str(path)!r} has no optimizer states")
     ids = {id(p): n for n, p in model.named_parameters()}
     mine = {g: [ids[id(p)] for p in ps] for g, ps in opt.groups.items()}
     if mine != ck['groups']:
-        raise CheckpointError(f"{str(path)!r}: optimizer groups differ: expected {list(mine)}, found {list(ck['groups'])} "
+        raise CheckpointError(f"{str(path)!r}: optimizer groups differ: expected {list(mine)}, found "
+                              f"{list(ck['groups'])} "
                               "(or their parameters differ)")
 
 def load_checkpoint(path,  # checkpoint file
@@ -523,7 +539,8 @@ def _import_class(ck: dict, path: Path):
         for part in qual.split('.'): obj = getattr(obj, part)
     except (ImportError, AttributeError, TypeError) as e:
         raise CheckpointError(f"{str(path)!r} holds a {ck['model_class']}, which cannot be imported here ({e}); "
-                              "import or define it at module level, or build the model and use load_checkpoint(path, model)") from None
+                              "import or define it at module level, or build the model and use load_checkpoint(path, "
+                              "model)") from None
     return obj
 
 def load(path,  # a checkpoint written by fit or save_checkpoint
@@ -535,8 +552,10 @@ def load(path,  # a checkpoint written by fit or save_checkpoint
     path = Path(path)
     ck = _read_checkpoint(path)
     if ck.get('model_config') is None:
-        raise CheckpointError(f"{str(path)!r} holds a {ck['model_class']} without its constructor arguments (the model has "
-                              "no portable_config(): derive it from hybrid_gen.models.core.Model), so load cannot rebuild it; "
+        raise CheckpointError(f"{str(path)!r} holds a {ck['model_class']} without its constructor arguments (the model "
+                              "has "
+                              "no portable_config(): derive it from hybrid_gen.models.core.Model), so load cannot "
+                              "rebuild it; "
                               "build the model yourself and call load_checkpoint(path, model)")
     missing = [n for n in ck['model_custom'] if n not in modules]
     if missing:
@@ -618,7 +637,8 @@ def _check_fit_args(steps, seed, log_every, ckpt, ckpt_every, resume, overwrite,
     "Validate fit's plain arguments; return the callbacks as a list."
     if not _is_int(steps) or steps < 0: raise ValueError(f"fit: steps must be a non-negative int, got {steps!r}")
     if not _is_int(seed): raise TypeError(f"fit: seed must be an int, got {seed!r}")
-    if not _is_int(log_every) or log_every < 1: raise ValueError(f"fit: log_every must be an int >= 1, got {log_every!r}")
+    if not _is_int(log_every) or log_every < 1: raise ValueError("fit: log_every must be an int >= 1, got "
+                                                                 f"{log_every!r}")
     if ckpt_every is not None and (not _is_int(ckpt_every) or ckpt_every < 1):
         raise ValueError(f"fit: ckpt_every must be an int >= 1 or None, got {ckpt_every!r}")
     if ckpt_every is not None and ckpt is None: raise ValueError("fit: ckpt_every needs a checkpoint file: ckpt=...")
@@ -672,7 +692,8 @@ def _global_shuffle(src) -> bool:
     "Is `src` a DataLoader that reshuffles from the global random state (no generator of its own)?"
     from torch.utils.data import DataLoader, RandomSampler
     s = getattr(src, 'sampler', None)
-    return isinstance(src, DataLoader) and isinstance(s, RandomSampler) and s.generator is None and src.generator is None
+    if not (isinstance(src, DataLoader) and isinstance(s, RandomSampler)): return False
+    return s.generator is None and src.generator is None
 
 class _Stream:
     "Batches from any iterable, in order; iterated again when exhausted (a one-shot iterator that runs out: an error)."
@@ -690,9 +711,12 @@ class _Stream:
         try: b = next(self.it)
         except StopIteration:
             if self.it is self.src:
-                raise ValueError(f"fit: the batches ran out after {self.total} batches: a one-shot iterator (a generator?) "
-                                 f"cannot be iterated again; pass a list, a DataLoader or a Batches, or steps <= {self.total}") from None
-            if self.n == 0: raise ValueError(f"fit: the batches are empty: iterating {type(self.src).__name__} yields nothing") from None
+                raise ValueError(f"fit: the batches ran out after {self.total} batches: a one-shot iterator (a "
+                                 "generator?) "
+                                 "cannot be iterated again; pass a list, a DataLoader or a Batches, or steps <= "
+                                 f"{self.total}") from None
+            if self.n == 0: raise ValueError(f"fit: the batches are empty: iterating {type(self.src).__name__} yields "
+                                             "nothing") from None
             self.it, self.n = iter(self.src), 0
             return self._draw()
         self.n += 1
@@ -741,7 +765,7 @@ def _sample_hash(tensors: dict, n: int = 16) -> str:
     h = hashlib.sha256()
     for k in sorted(tensors):
         t = tensors[k]
-        idx = torch.linspace(0, len(t) - 1, min(len(t), n)).round().long() if len(t) else torch.zeros(0, dtype=torch.long)
+        idx = torch.linspace(0, max(len(t) - 1, 0), min(len(t), n)).round().long()
         rows = t[idx.to(t.device)].detach().cpu().contiguous()
         h.update(f"{k} {rows.dtype} {tuple(t.shape)}".encode())
         h.update(rows.reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -772,7 +796,8 @@ def fingerprint(self: _Stream) -> dict:
     try: n = len(self.src)
     except TypeError: n = None
     b = _flat(self.first())
-    return {'sampler': type(self.src).__name__, 'len': n, **{f"first batch {k}": v for k, v in _describe(b, False).items()},
+    shapes = {f"first batch {k}": v for k, v in _describe(b, False).items()}
+    return {'sampler': type(self.src).__name__, 'len': n, **shapes,
             'first batch sample': _sample_hash(b)}
 
 def _check_fingerprint(old: dict | None, new: dict, path: Path, force: bool):
@@ -783,14 +808,16 @@ def _check_fingerprint(old: dict | None, new: dict, path: Path, force: bool):
     if not diff: return
     msg = f"{str(path)!r} was trained on other data or with other settings: {'; '.join(diff[:8])}"
     if not force:
-        raise CheckpointError(msg + "; resume with the same data, batch size and seed, or pass resume='force' to continue anyway")
+        raise CheckpointError(msg + "; resume with the same data, batch size and seed, or pass resume='force' to "
+                                    "continue anyway")
     warnings.warn(f"fit: resume='force': {msg}")
 
 # %% ../nbs/00_foundations/03_train.ipynb #879e9563
 def _check_writable(path: Path):
     "Fail now, not after training, if checkpoint `path` cannot be written."
     if path.is_dir():
-        raise IsADirectoryError(f"fit: ckpt={str(path)!r} is a directory; expected a file such as {str(path / 'run.pt')!r}")
+        raise IsADirectoryError(f"fit: ckpt={str(path)!r} is a directory; expected a file such as "
+                                f"{str(path / 'run.pt')!r}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=f'.tmp{path.suffix}')
@@ -807,11 +834,13 @@ def _plan_checkpoint(ckpt, resume, overwrite: bool, rank: int) -> tuple:
     if resume is True or force: src = out if out.is_file() else None
     elif resume is not False:
         src = Path(resume)
-        if not src.is_file(): raise FileNotFoundError(f"fit: the checkpoint to resume from, {str(src)!r}, does not exist")
+        if not src.is_file(): raise FileNotFoundError(f"fit: the checkpoint to resume from, {str(src)!r}, does not "
+                                                      "exist")
     else: src = None
     if out is not None:
         if out.exists() and not overwrite and (src is None or src.resolve() != out.resolve()):
-            raise FileExistsError(f"fit: the checkpoint {str(out)!r} already exists; pass resume=True to continue that run, "
+            raise FileExistsError(f"fit: the checkpoint {str(out)!r} already exists; pass resume=True to continue that "
+                                  "run, "
                                   "or overwrite=True to start afresh and replace it")
         if rank == 0: _check_writable(out)
     if src is not None and rank == 0: clean_stale(src)
@@ -836,7 +865,8 @@ def _group_diff(g: str, old: dict, new: dict, sch, old_s) -> tuple[bool, list, l
         a, b = _sched_settings(old_s['state']), _sched_settings(sch.state_dict())
         issues += [f"group {g!r}: schedule {k} {a.get(k)!r} -> {b.get(k)!r}" for k in b if a.get(k) != b.get(k)]
     if 'lr' in keys and (sch is not None or old_s):
-        issues.append(f"group {g!r}: lr {old['lr']!r} -> {new['lr']!r} on a scheduled group (change the schedule instead)")
+        issues.append(f"group {g!r}: lr {old['lr']!r} -> {new['lr']!r} on a scheduled group (change the schedule "
+                      "instead)")
     return False, keys, issues
 
 def _load_optim(ck: dict, path: Path, opt: Optimizers, force: bool) -> list[str]:
@@ -845,10 +875,12 @@ def _load_optim(ck: dict, path: Path, opt: Optimizers, force: bool) -> list[str]
     for g in opt.optimizers:
         old, new = ck['optim_settings'][g], opt.settings[g]
         plan[g] = _group_diff(g, old, new, opt.schedules.get(g), ck['schedules'].get(g))
-        if plan[g][0]: refused.append(f"group {g!r}: optimizer {old['name']} -> {new['name']} (its states do not carry over)")
+        if plan[g][0]: refused.append(f"group {g!r}: optimizer {old['name']} -> {new['name']} (its states do not carry "
+                                      "over)")
         refused += plan[g][2]
     if refused and not force:
-        raise CheckpointError(f"{str(path)!r}: cannot resume with these optimizer settings: {'; '.join(refused)}; keep the "
+        raise CheckpointError(f"{str(path)!r}: cannot resume with these optimizer settings: {'; '.join(refused)}; keep "
+                              "the "
                               "checkpoint's, or pass resume='force' (a new optimizer class then starts afresh)")
     changes = list(refused)
     for g, o in opt.optimizers.items():
@@ -875,7 +907,8 @@ def _resume(src: Path, model: nn.Module, opt: Optimizers, fp: dict, force: bool)
     _check_groups(ck, src, model, opt)
     _check_fingerprint(ck.get('data'), fp, src, force)
     changes = _load_optim(ck, src, opt, force)
-    if changes: warnings.warn(f"fit: resuming from {str(src)!r} with changed optimizer settings, applied: {'; '.join(changes)}")
+    if changes: warnings.warn(f"fit: resuming from {str(src)!r} with changed optimizer settings, applied: "
+                              f"{'; '.join(changes)}")
     return ck
 
 def _restore_rng(rngs: list, rank: int, world: int):
@@ -939,11 +972,13 @@ def _cl(t):
 def _as_floats(model, losses) -> dict:
     "train_step's dict name -> float, checked (0-d tensors are converted)."
     if not isinstance(losses, dict):
-        raise TypeError(f"{type(model).__name__}.train_step must return a dict name -> float, got {type(losses).__name__}")
+        raise TypeError(f"{type(model).__name__}.train_step must return a dict name -> float, got "
+                        f"{type(losses).__name__}")
     try: return {k: float(v) for k, v in losses.items()}
     except (TypeError, ValueError, RuntimeError):
         bad = {k: type(v).__name__ for k, v in losses.items() if not isinstance(v, (int, float))}
-        raise TypeError(f"{type(model).__name__}.train_step must return plain floats (use loss.item()), got {bad}") from None
+        raise TypeError(f"{type(model).__name__}.train_step must return plain floats (use loss.item()), "
+                        f"got {bad}") from None
 
 def _compile_children(model: nn.Module):
     "torch.compile the forward of every sub-network (in place: parameter names and checkpoints are unchanged)."
@@ -991,7 +1026,9 @@ def _save_on_error(save, done: int, e: BaseException, out: Path, rank: int):
     "The emergency save of an interrupted run (never masks the exception that caused it)."
     try: save(done, emergency=True)
     except Exception as e2:
-        if rank == 0: print(f"fit: could not save a checkpoint after {type(e).__name__}: {type(e2).__name__}: {e2}", file=sys.stderr)
+        if rank == 0:
+            print(f"fit: could not save a checkpoint after {type(e).__name__}: {type(e2).__name__}: {e2}",
+                  file=sys.stderr)
         return
     if rank == 0:
         print(f"fit: stopped by {type(e).__name__} after {done} steps; checkpoint saved to {str(out)!r} "
@@ -1008,7 +1045,7 @@ def fit(model: nn.Module,  # a model following the contract (param_groups, defau
         log_every: int = 10,  # refresh the progress bar's loss means every this many steps
         ckpt=None,  # checkpoint file (None: no checkpoints)
         ckpt_every: int | None = None,  # write a checkpoint every this many steps (and always at the end)
-        resume: bool | str | Path = False,  # True: continue from `ckpt` if it exists; 'force': even on other data; a path
+        resume: bool | str | Path = False,  # True: continue from `ckpt` if it exists; 'force': even if data differ
         overwrite: bool = False,  # replace an existing `ckpt` (instead of refusing to start)
         progress: bool = True,  # show a progress bar (process 0 only)
         amp: bool = False,  # bf16 autocast on CUDA (no-op elsewhere)
@@ -1061,7 +1098,8 @@ def fit(model: nn.Module,  # a model following the contract (param_groups, defau
     try:
         with _Interrupts() as interrupts:
             for step in range(start, steps):
-                losses = _one_step(model, opt, source.batch(step), step, check, channels_last, autocast, world, bufs, dev)
+                batch = source.batch(step)
+                losses = _one_step(model, opt, batch, step, check, channels_last, autocast, world, bufs, dev)
                 history.log(step + 1, losses)
                 done = step + 1
                 if not bar.disable:
