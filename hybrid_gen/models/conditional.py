@@ -5,14 +5,18 @@
 # %% ../../nbs/10_models/31_conditional_baselines.ipynb #93b66242
 from __future__ import annotations
 import math
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fastcore.basics import patch
 from ..distributions import kl_std_normal
-from .lrlivae import (encoder_net, decoder_net, ProjectionDiscriminator, rec_loss, gan_loss,
-                                       pixel_gan_gen_loss, pixel_gan_disc_loss,
-                                       only_trainable, _parts, _check_xy)
+from .core import Model, evaluation, image_encoder, image_decoder, split_gaussian
+from .core import gan_disc_loss, gan_gen_loss
+from .lrlivae import (ProjectionDiscriminator, rec_loss, with_pixel_gan, pixel_gan_disc_loss,
+                                       labelled_spec, data_mean, class_labels)
 
 # %% auto #0
-__all__ = ['with_label', 'CVAEGAN', 'CVAE', 'CGAN']
+__all__ = ['with_label', 'OneHotConditional', 'CVAEGAN', 'CVAE', 'CGAN']
 
 # %% ../../nbs/10_models/31_conditional_baselines.ipynb #157ed053
 def with_label(x:torch.Tensor, # data (B, C, S, S) or (B, D)
@@ -24,146 +28,220 @@ def with_label(x:torch.Tensor, # data (B, C, S, S) or (B, D)
     if x.dim() == 2: return torch.cat([x, oh], 1)
     return torch.cat([x, oh[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
 
-# %% ../../nbs/10_models/31_conditional_baselines.ipynb #b5c7967a
-class CVAEGAN(nn.Module):
-    "Conditional VAE q(z|x,c) p(x|z,c) with an optional projection pixel discriminator D(x,c) (cVAE-GAN); pixel_gan=False is the cVAE."
-    def __init__(self,
-                 x_shape:tuple=(1, 32, 32), # data shape without batch
-                 n_classes:int=10, # number of classes C
-                 *,
-                 z_dim:int=16, # size of z (the one-hot label is appended for the decoder)
-                 arch:str='conv', # 'conv' or 'mlp'
-                 hidden:tuple=(32, 64, 64), # MLP hidden sizes (arch='mlp')
-                 base_ch:int=32, # conv width (arch='conv')
-                 disc_feat:int=128, # feature size of the projection discriminator
-                 out:str|None=None, # 'sigmoid' or 'identity' decoder output (None: sigmoid for conv, identity for mlp)
-                 lambda_kl:float|None=None, # weight of the KL in the encoder's loss (None: 10 / N_pixel, as Lr-LiVAE's z_u)
-                 lambda_rec:float|None=None, # weight of L_rec in the encoder's loss (None: 1 / z_dim, as Lr-LiVAE's z_u)
-                 pixel_gan:bool=True, # add the pixel discriminator (cVAE-GAN); False: plain cVAE
-                 lr:float=5e-4, # Adam learning rate
-                 betas:tuple=(0.5, 0.999), # Adam betas
-                ):
+# %% ../../nbs/10_models/31_conditional_baselines.ipynb #5a5b9968
+class OneHotConditional(Model):
+    "Base of the baselines: a generator G([z, one-hot y]), z ~ N(0, I), a projection critic D(x, y), labelled batches."
+    batch_spec = labelled_spec((1, 32, 32))  # set per instance from x_shape
+    group_nets: dict = {}  # optimiser group -> network attribute, in the order the groups step
+
+    def __init__(self, x_shape: tuple, n_classes: int, z_dim: int, *,
+                 arch: str, base_ch: int, hidden: tuple, disc_feat: int,  # the default networks (see the models)
+                 decoder: nn.Module | None, critic: nn.Module | None,  # the networks, or None for the defaults
+                 pixel_gan: bool = True):  # build the critic
         super().__init__()
         self.x_shape, self.n_classes, self.z_dim, self.pixel_gan = tuple(x_shape), n_classes, z_dim, pixel_gan
+        self.batch_spec = labelled_spec(self.x_shape)
+        if critic is not None and not pixel_gan:
+            raise ValueError(f"{type(self).__name__}: a critic= was given but this model has no pixel discriminator")
+        kw = dict(arch=arch, base_ch=base_ch)
+        self.decoder = (decoder if decoder is not None
+                        else image_decoder(z_dim + n_classes, self.x_shape, hidden=tuple(hidden)[::-1], **kw))
+        self.critic = None if not pixel_gan else critic if critic is not None else ProjectionDiscriminator(
+            self.x_shape, n_classes, feat_dim=disc_feat, hidden=hidden, **kw)
+
+    @classmethod
+    def toy(cls, x_shape: tuple = (1, 16, 16), n: int = 8, seed: int = 0):
+        "A small instance (3 classes), a labelled batch of n examples, and its labels as conditioning."
+        g = torch.Generator().manual_seed(seed)
+        model = cls(x_shape, 3, z_dim=4, arch='conv' if len(x_shape) == 3 else 'mlp', base_ch=8, disc_feat=16)
+        y = torch.randint(0, 3, (n,), generator=g)
+        return model, {'x': torch.rand(n, *x_shape, generator=g), 'y': y}, {'y': y}
+
+# %% ../../nbs/10_models/31_conditional_baselines.ipynb #ea1c7f0f
+@patch
+def mean_x(self: OneHotConditional, z, y):  # z: (B, z_dim), y: (B,) labels
+    "G(z, c=y) in data space ([0, 1] for images; differentiable, `decode` is the evaluation call)."
+    return data_mean(self.decoder(torch.cat([z, F.one_hot(y, self.n_classes).to(z.dtype)], -1)), self.x_shape)
+
+@patch
+def prior_x(self: OneHotConditional, y, generator=None):  # y: (B,) labels
+    "G(z, y) with z ~ N(0, I) (differentiable)."
+    return self.mean_x(torch.randn(len(y), self.z_dim, generator=generator).to(self.device), y)
+
+@patch
+@evaluation
+def decode(self: OneHotConditional, z, y):  # z: (B, z_dim), y: (B,) labels
+    "Mean of p(x|z, c=y) in data space."
+    return self.mean_x(z, y)
+
+@patch
+@evaluation
+def sample(self: OneHotConditional, n: int, generator=None, y=None):  # y: None (uniform), a class or labels (n,)
+    "n samples x = G(z, y), z ~ N(0, I)."
+    return self.prior_x(class_labels(n, y, self.n_classes, generator).to(self.device), generator)
+
+@patch
+def param_groups(self: OneHotConditional):
+    "One group per network of `group_nets` that the model has (the cVAE has no critic)."
+    return {g: list(getattr(self, n).parameters()) for g, n in self.group_nets.items() if getattr(self, n) is not None}
+
+@patch
+def players(self: OneHotConditional) -> dict:
+    "Group -> its loss method `<group>_loss(batch, draws)`, in the order the groups step."
+    return {g: getattr(self, f'{g}_loss') for g in self.param_groups()}
+
+@patch
+def default_optim(self: OneHotConditional):
+    "Adam(lr=5e-4, betas=(0.5, 0.999)) per group, as Lr-LiVAE."
+    return {k: dict(name='adam', lr=5e-4, betas=(0.5, 0.999)) for k in self.param_groups()}
+
+@patch
+def step_draws(self: OneHotConditional, lab):  # {'x', 'y'}
+    "The detached random draws the players of one step share (none here; the cVAEs draw z)."
+    return {}
+
+@patch
+def forward(self: OneHotConditional, batch):  # {'x', 'y'}
+    "Every player's loss at the current parameters under its group's name, plus the logged terms."
+    out, c = {}, self.step_draws(batch)
+    for loss in self.players().values(): out.update(loss(batch, c))
+    return out
+
+@patch
+def train_step(self: OneHotConditional, batch, opt):
+    "The groups in order, each stepped on its own loss, all from the step's starting parameters (shared draws `c`)."
+    logs, c = {}, self.step_draws(batch)
+    for group, loss in self.players().items():
+        out = loss(batch, c)
+        opt.step(group, out[group])
+        logs.update({k: v.item() for k, v in out.items()})
+    return logs
+
+# %% ../../nbs/10_models/31_conditional_baselines.ipynb #aa564dbc
+class CVAEGAN(OneHotConditional):
+    "Conditional VAE q(z|x,c) p(x|z,c) with a projection pixel discriminator D(x,c) (cVAE-GAN); `CVAE` drops D."
+    networks = ('encoder', 'decoder', 'critic')
+    group_nets = {'enc': 'encoder', 'dec': 'decoder', 'disc': 'critic'}
+
+    def __init__(self,
+                 x_shape: tuple = (1, 32, 32),  # data shape without batch: (C, S, S) images or (D,) vectors
+                 n_classes: int = 10,  # number of classes C
+                 *,
+                 z_dim: int = 16,  # size of z (the one-hot label is appended for the decoder)
+                 arch: str = 'conv',  # default networks: 'conv' | 'pg' | 'mlp'
+                 base_ch: int = 32,  # width of the default conv networks
+                 hidden: tuple = (32, 64, 64),  # MLP hidden sizes (arch='mlp')
+                 disc_feat: int = 128,  # feature size of the default projection discriminator
+                 lambda_kl: float | None = None,  # weight of the encoder's KL (None: 10 / N_pixel, as Lr-LiVAE's z_u)
+                 lambda_rec: float | None = None,  # weight of the encoder's L_rec (None: 1 / z_dim, as Lr-LiVAE's z_u)
+                 pixel_gan: bool = True,  # add the pixel discriminator (cVAE-GAN); False: plain cVAE
+                 encoder: nn.Module | None = None,  # [x, one-hot planes] (B, C + n_classes, S, S) -> (B, 2 z_dim)
+                 decoder: nn.Module | None = None,  # [z, one-hot y] (B, z_dim + n_classes) -> raw x (B, *x_shape)
+                 critic: nn.Module | None = None,  # (x in data space, y (B,)) -> logits (B,)
+                ):
+        super().__init__(x_shape, n_classes, z_dim, arch=arch, base_ch=base_ch, hidden=hidden, disc_feat=disc_feat,
+                         decoder=decoder, critic=critic, pixel_gan=pixel_gan)
         self.lambda_kl = 10 / math.prod(self.x_shape) if lambda_kl is None else lambda_kl
         self.lambda_rec = 1 / z_dim if lambda_rec is None else lambda_rec
-        self.lr, self.betas = lr, tuple(betas)
-        self.out = out or ('sigmoid' if arch == 'conv' else 'identity')
-        kw = dict(arch=arch, hidden=hidden, base_ch=base_ch)
-        in_shape = (self.x_shape[0] + n_classes, *self.x_shape[1:]) if len(self.x_shape) == 3 else (self.x_shape[0] + n_classes,)
-        self.enc = encoder_net(in_shape, 2 * z_dim, **kw)
-        self.dec = decoder_net(z_dim + n_classes, self.x_shape, **kw)
-        self.disc = ProjectionDiscriminator(self.x_shape, n_classes, feat_dim=disc_feat, **kw) if pixel_gan else None
+        in_shape = (self.x_shape[0] + n_classes, *self.x_shape[1:])
+        self.encoder = (encoder if encoder is not None
+                        else image_encoder(in_shape, 2 * z_dim, arch=arch, base_ch=base_ch, hidden=hidden))
 
-    def q_z(self, x, y):
-        "Mean and log-variance of q(z|x, c=y)."
-        mu, logvar = self.enc(with_label(x, y, self.n_classes)).chunk(2, -1)
-        return mu, logvar.clamp(-10., 6.)
-    def decode(self, z, y):
-        "Mean of p(x|z, c=y) in data space."
-        h = self.dec(torch.cat([z, F.one_hot(y, self.n_classes).to(z.dtype)], -1))
-        return torch.sigmoid(h) if self.out == 'sigmoid' else h
-    def sample(self, y, z=None):
-        "x ~ p(x|z, y), z ~ N(0, I)."
-        if z is None: z = torch.randn(len(y), self.z_dim, device=y.device)
-        return self.decode(z, y)
-    def encode(self, x, y): "Mean of q(z|x, y)."; return self.q_z(x, y)[0]
-    def reconstruct(self, x, y):
-        "x' = Decoder(mean of q(z|x,y), y): the label is required."
-        return self.decode(self.encode(x, y), y)
+@patch
+def q_z(self: CVAEGAN, x, y):  # x: (B, *x_shape), y: (B,)
+    "Mean and log-variance of q(z|x, c=y), each (B, z_dim) (differentiable)."
+    return split_gaussian(self.encoder(with_label(x, y, self.n_classes)))
 
-    groups = ('enc', 'dec', 'disc')
-    def player_loss(self, name, lab, cache=None):
-        "Loss of group `name` from its own forward pass at the step's starting parameters."
-        c = {} if cache is None else cache
-        x, y = lab['x'], lab['y']
-        with only_trainable(self, self.param_groups()[name]):
-            if 'z' not in c:
-                with torch.no_grad():
-                    mu, logvar = self.q_z(x, y); c['eps'] = torch.randn_like(mu); c['z'] = mu + (0.5 * logvar).exp() * c['eps']
-            if name == 'enc':
-                mu, logvar = self.q_z(x, y)
-                z = mu + (0.5 * logvar).exp() * c['eps']
-                l_rec, l_kl = rec_loss(x, self.decode(z, y)), kl_std_normal(mu, logvar)
-                return (self.lambda_rec * l_rec + self.lambda_kl * l_kl).mean(), dict(rec=l_rec.mean().item(), kl=l_kl.mean().item())
-            if name == 'dec':
-                x_f = self.decode(c['z'], y)
-                loss, logs = rec_loss(x, x_f).mean(), {}
-                if self.pixel_gan:
-                    l_g = pixel_gan_gen_loss(self.disc, x_f, self.sample(y), y, c)
-                    loss = loss + l_g; logs['gen'] = l_g.item()
-                return loss, logs
-            if name == 'disc':
-                l = pixel_gan_disc_loss(self.disc, x, y, c, lambda: (self.decode(c['z'], y), self.sample(y)))
-                return l, dict(disc=l.item())
-        raise ValueError(f"unknown group {name!r}: expected one of {self.groups}")
+@patch
+@evaluation
+def encode(self: CVAEGAN, x, y):  # x: (B, *x_shape), y: (B,)
+    "{'z': mean of q(z|x, y)}: the label is required."
+    return {'z': self.q_z(x, y)[0]}
 
-    def param_groups(self):
-        "'enc', 'dec' (and 'disc' for the cVAE-GAN)."
-        g = dict(enc=list(self.enc.parameters()), dec=list(self.dec.parameters()))
-        if self.pixel_gan: g['disc'] = list(self.disc.parameters())
-        return g
-    def default_optim(self): "Adam(lr=5e-4) per group."; return {k: dict(name='adam', lr=self.lr, betas=self.betas) for k in self.param_groups()}
-    def check_batch(self, batch): "Labelled batches only."; _check_xy(_parts(batch)[0], self.x_shape, self.n_classes, 'batch')
-    def train_step(self, batch, opt):
-        "Encoder, decoder, discriminator: each stepped on its own loss, all evaluated at the step's starting parameters."
-        lab, _ = _parts(batch)
-        cache, logs = {}, {}
-        for name in self.param_groups():
-            loss, l = self.player_loss(name, lab, cache); opt.step(name, loss); logs.update(l)
-        return logs
+# %% ../../nbs/10_models/31_conditional_baselines.ipynb #8a6ddba3
+@patch
+def step_draws(self: CVAEGAN, lab):
+    "The step's eps and z ~ q(z|x, y) at the starting parameters, detached, shared by the players."
+    with torch.no_grad():
+        mu, logvar = self.q_z(lab['x'], lab['y'])
+        eps = torch.randn_like(mu)
+    return {'eps': eps, 'z': mu + (0.5 * logvar).exp() * eps}
+
+@patch
+def enc_loss(self: CVAEGAN, lab, c):
+    "The encoder's loss lambda_rec L_rec + lambda_kl L_kl, z reparametrised with the step's eps."
+    mu, logvar = self.q_z(lab['x'], lab['y'])
+    z = mu + (0.5 * logvar).exp() * c['eps']
+    l_rec, l_kl = rec_loss(lab['x'], self.mean_x(z, lab['y'])), kl_std_normal(mu, logvar)
+    return {'enc': (self.lambda_rec * l_rec + self.lambda_kl * l_kl).mean(), 'rec': l_rec.mean().detach(),
+            'kl': l_kl.mean().detach()}
+
+@patch
+def dec_loss(self: CVAEGAN, lab, c):
+    "The decoder's loss L_rec (+ eq 10's L_GD^adv on reconstructions and prior samples for the cVAE-GAN)."
+    x_f = self.mean_x(c['z'], lab['y'])
+    return with_pixel_gan(self, rec_loss(lab['x'], x_f).mean(), x_f, lab['y'], c)
+
+@patch
+def disc_loss(self: CVAEGAN, lab, c):
+    "The critic's loss L_D^adv of eq 10."
+    fakes = lambda: (self.mean_x(c['z'], lab['y']), self.prior_x(lab['y']))
+    return {'disc': pixel_gan_disc_loss(self.critic, lab['x'], lab['y'], c, fakes)}
 
 class CVAE(CVAEGAN):
     "Conditional VAE (Sohn et al. 2015): the cVAE-GAN without its pixel discriminator."
-    def __init__(self, x_shape=(1, 32, 32), n_classes=10, **kw): super().__init__(x_shape, n_classes, pixel_gan=False, **kw)
+    networks = ('encoder', 'decoder')
 
-# %% ../../nbs/10_models/31_conditional_baselines.ipynb #acdc008c
-class CGAN(nn.Module):
+    def __init__(self, x_shape: tuple = (1, 32, 32), n_classes: int = 10, **kw):  # kw: CVAEGAN's, but critic
+        super().__init__(x_shape, n_classes, pixel_gan=False, **kw)
+
+# %% ../../nbs/10_models/31_conditional_baselines.ipynb #d72a9211
+class CGAN(OneHotConditional):
     "Conditional GAN with a projection discriminator (Miyato & Koyama 2018), generator = the shared decoder."
+    networks = ('decoder', 'critic')
+    group_nets = {'gen': 'decoder', 'disc': 'critic'}
+
     def __init__(self,
-                 x_shape:tuple=(1, 32, 32), # data shape without batch
-                 n_classes:int=10, # number of classes C
+                 x_shape: tuple = (1, 32, 32),  # data shape without batch
+                 n_classes: int = 10,  # number of classes C
                  *,
-                 z_dim:int=16, # size of the noise z
-                 arch:str='conv', hidden:tuple=(32, 64, 64), base_ch:int=32, disc_feat:int=128,
-                 out:str|None=None, # 'sigmoid' or 'identity' (None: sigmoid for conv, identity for mlp)
-                 lr:float=5e-4, betas:tuple=(0.5, 0.999)):
-        super().__init__()
-        self.x_shape, self.n_classes, self.z_dim, self.lr, self.betas = tuple(x_shape), n_classes, z_dim, lr, tuple(betas)
-        self.out = out or ('sigmoid' if arch == 'conv' else 'identity')
-        kw = dict(arch=arch, hidden=hidden, base_ch=base_ch)
-        self.dec = decoder_net(z_dim + n_classes, self.x_shape, **kw)
-        self.disc = ProjectionDiscriminator(self.x_shape, n_classes, feat_dim=disc_feat, **kw)
-    def decode(self, z, y):
-        "G(z, c=y) in data space."
-        h = self.dec(torch.cat([z, F.one_hot(y, self.n_classes).to(z.dtype)], -1))
-        return torch.sigmoid(h) if self.out == 'sigmoid' else h
-    def sample(self, y, z=None):
-        "x = G(z, y), z ~ N(0, I)."
-        if z is None: z = torch.randn(len(y), self.z_dim, device=y.device)
-        return self.decode(z, y)
-    def param_groups(self): "'gen' and 'disc'."; return dict(gen=list(self.dec.parameters()), disc=list(self.disc.parameters()))
-    def default_optim(self): "Adam(lr=5e-4) per group."; return {k: dict(name='adam', lr=self.lr, betas=self.betas) for k in self.param_groups()}
-    def check_batch(self, batch): "Labelled batches only."; _check_xy(_parts(batch)[0], self.x_shape, self.n_classes, 'batch')
-    def player_loss(self, name, lab, cache=None):
-        "Generator or discriminator loss; the discriminator sees the generator's samples from the same step."
-        c = {} if cache is None else cache
-        x, y = lab['x'], lab['y']
-        with only_trainable(self, self.param_groups()[name]):
-            if name == 'gen':
-                x_p = self.sample(y); c['x_p'] = x_p.detach()
-                l = gan_loss(self.disc(x_p, y), True)
-                return l.mean(), dict(gen=l.mean().item())
-            if name == 'disc':
-                if 'x_p' not in c:
-                    with torch.no_grad(): c['x_p'] = self.sample(y)
-                l = gan_loss(self.disc(x, y), True) + gan_loss(self.disc(c['x_p'], y), False)
-                return l.mean(), dict(disc=l.mean().item())
-        raise ValueError(f"unknown group {name!r}: expected 'gen' or 'disc'")
-    def train_step(self, batch, opt):
-        "Generator then discriminator, both evaluated at the step's starting parameters."
-        lab, _ = _parts(batch)
-        cache, logs = {}, {}
-        for name in ('gen', 'disc'):
-            loss, l = self.player_loss(name, lab, cache); opt.step(name, loss); logs.update(l)
-        return logs
+                 z_dim: int = 16,  # size of the noise z
+                 arch: str = 'conv',  # default networks: 'conv' | 'pg' | 'mlp'
+                 base_ch: int = 32,  # width of the default conv networks
+                 hidden: tuple = (32, 64, 64),  # MLP hidden sizes (arch='mlp')
+                 disc_feat: int = 128,  # feature size of the default projection discriminator
+                 decoder: nn.Module | None = None,  # generator: [z, one-hot y] (B, z_dim + C) -> raw x (B, *x_shape)
+                 critic: nn.Module | None = None,  # (x in data space, y (B,)) -> logits (B,)
+                ):
+        super().__init__(x_shape, n_classes, z_dim, arch=arch, base_ch=base_ch, hidden=hidden, disc_feat=disc_feat,
+                         decoder=decoder, critic=critic)
+
+@patch
+@evaluation
+def encode(self: CGAN, x, y,  # x: (B, *x_shape), y: (B,)
+           steps: int = 100,  # Adam steps on z
+           lr: float = 0.1,  # their learning rate
+          ):
+    "A GAN has no posterior: {'z': the code whose image is nearest x}, argmin_z ||G(z, y) - x||^2 from z = 0."
+    z = torch.zeros(len(x), self.z_dim, device=x.device, requires_grad=True)
+    opt = torch.optim.Adam([z], lr=lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            (z.grad,) = torch.autograd.grad(rec_loss(x, self.mean_x(z, y)).sum(), z)
+            opt.step()
+    return {'z': z.detach()}
+
+@patch
+def gen_loss(self: CGAN, lab, c):
+    "The generator's non-saturating loss -log D(G(z, y), y); keeps the detached samples in `c` for the critic."
+    x_p = self.prior_x(lab['y'])
+    c['x_p'] = x_p.detach()
+    return {'gen': gan_gen_loss(self.critic(x_p, lab['y']))}
+
+@patch
+def disc_loss(self: CGAN, lab, c):
+    "The critic's loss -log D(x, y) - log(1 - D(G(z, y), y)) on the generator's samples of the same step."
+    if 'x_p' not in c:
+        with torch.no_grad():
+            c['x_p'] = self.prior_x(lab['y'])
+    return {'disc': gan_disc_loss(self.critic(lab['x'], lab['y']), self.critic(c['x_p'], lab['y']))}

@@ -5,50 +5,49 @@
 # %% ../../nbs/10_models/30_lrlivae.ipynb #1a7736c9
 from __future__ import annotations
 import math
-from contextlib import contextmanager
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fastcore.basics import patch
 from ..distributions import GaussianMixture, gaussian_log_prob, kl_std_normal, sum_except_batch
-from ..nets import mlp, ConvEncoder, ConvDecoder
+from ..nets import mlp
+from .core import (Model, evaluation, image_encoder, image_decoder, split_gaussian, gan_disc_loss,
+                                    gan_gen_loss, check_spec, check_classes)
 
 # %% auto #0
-__all__ = ['encoder_net', 'decoder_net', 'ProjectionDiscriminator', 'rec_loss', 'uniform_ce', 'gan_loss', 'pixel_gan_gen_loss',
-           'pixel_gan_disc_loss', 'only_trainable', 'LrLiVAE']
+__all__ = ['labelled_spec', 'data_mean', 'ProjectionDiscriminator', 'rec_loss', 'uniform_ce', 'pixel_gan_gen_loss',
+           'pixel_gan_disc_loss', 'with_pixel_gan', 'LrLiVAE', 'class_labels']
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #11364d53
-def encoder_net(x_shape:tuple, # data shape without batch: (C, S, S) images or (D,) vectors
-                out_dim:int, # size of the flat output
-                *, arch:str='conv', # 'conv' (DCGAN-style, images) or 'mlp' (vectors)
-                hidden:tuple=(32, 64, 64), # MLP hidden sizes (arch='mlp')
-                base_ch:int=32, # channels of the first conv layer (arch='conv')
-               ) -> nn.Module:
-    "The trunk every encoder, classifier and discriminator of the chapter shares: x -> flat `out_dim` vector."
-    if arch == 'mlp': return nn.Sequential(nn.Flatten(), mlp([math.prod(x_shape), *hidden, out_dim]))
-    if arch == 'conv': return ConvEncoder(x_shape[0], x_shape[-1], out_dim, base_ch=base_ch)
-    raise ValueError(f"arch must be 'conv' or 'mlp', got {arch!r}")
+def labelled_spec(x_shape: tuple,  # data shape without batch: (C, S, S) images or (D,) vectors
+                  unlabelled: bool = False,  # add the optional 'unlabelled' part of a semi-supervised batch
+                 ) -> dict:
+    "The batch spec of labelled data: images in [0, 1] or real-valued vectors 'x', class labels 'y'."
+    kind = 'images' if len(x_shape) == 3 else 'values:x_shape'
+    spec = {'x': kind, 'y': 'classes'}
+    return {'labelled': spec, 'unlabelled?': {'x': kind}} if unlabelled else spec
 
-def decoder_net(in_dim:int, # size of the code fed to the decoder
-                x_shape:tuple, # data shape without batch
-                *, arch:str='conv', # 'conv' or 'mlp'
-                hidden:tuple=(32, 64, 64), # MLP hidden sizes, used in reverse order (arch='mlp')
-                base_ch:int=32, # channels of the last conv layer (arch='conv')
-               ) -> nn.Module:
-    "The decoder / generator shared by Lr-LiVAE and the baselines: code -> raw (pre-activation) x of shape `x_shape`."
-    if arch == 'mlp': return nn.Sequential(mlp([in_dim, *hidden[::-1], math.prod(x_shape)]), nn.Unflatten(1, tuple(x_shape)))
-    if arch == 'conv': return ConvDecoder(in_dim, x_shape[0], x_shape[-1], base_ch=base_ch)
-    raise ValueError(f"arch must be 'conv' or 'mlp', got {arch!r}")
+def data_mean(h: torch.Tensor,  # raw decoder output (B, *x_shape)
+              x_shape: tuple,   # data shape without batch
+             ) -> torch.Tensor:
+    "The decoder's mean in data space: sigmoid of the logits for images (in [0, 1]), the raw output for vectors."
+    return torch.sigmoid(h) if len(x_shape) == 3 else h
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #5e701322
 class ProjectionDiscriminator(nn.Module):
-    "Class-conditional critic D(x, c) = w^T f(x) + b + embed(c)^T f(x) (Miyato & Koyama 2018); returns logits (B,)."
-    def __init__(self, x_shape:tuple, # data shape without batch
-                 n_classes:int, # number of classes C
-                 *, feat_dim:int=128, # size of the feature f(x)
-                 arch:str='conv', hidden:tuple=(32, 64, 64), base_ch:int=32,
-                 spectral:bool=True, # spectral normalisation of every conv / linear layer (no batch norm)
+    "Class-conditional critic D(x, c) = w^T f(x) + b + embed(c)^T f(x) (Miyato & Koyama 2018): (x, y) -> logits (B,)."
+    def __init__(self, x_shape: tuple,  # data shape without batch
+                 n_classes: int,  # number of classes C
+                 *,
+                 feat_dim: int = 128,  # size of the feature f(x)
+                 arch: str = 'conv',  # trunk from `image_encoder`: 'conv' | 'pg' | 'mlp'
+                 hidden: tuple = (32, 64, 64),  # MLP hidden sizes (arch='mlp')
+                 base_ch: int = 32,  # conv width
+                 spectral: bool = True,  # spectral normalisation of every conv / linear layer (no batch norm)
                 ):
         super().__init__()
-        trunk = (ConvEncoder(x_shape[0], x_shape[-1], feat_dim, base_ch=base_ch, bn=False) if arch == 'conv'
-                 else encoder_net(x_shape, feat_dim, arch=arch, hidden=hidden))
+        no_bn = {'bn': False} if arch == 'conv' else {}
+        trunk = image_encoder(x_shape, feat_dim, arch=arch, base_ch=base_ch, hidden=hidden, **no_bn)
         self.f = nn.Sequential(trunk, nn.LeakyReLU(0.2))
         self.lin = nn.Linear(feat_dim, 1)
         self.embed = nn.Embedding(n_classes, feat_dim)
@@ -56,235 +55,299 @@ class ProjectionDiscriminator(nn.Module):
         if spectral:
             for m in [*trunk.modules(), self.lin]:
                 if isinstance(m, (nn.Conv2d, nn.Linear)): nn.utils.parametrizations.spectral_norm(m)
-    def forward(self, x, y):
+
+    def forward(self, x, y):  # x: (B, *x_shape) data, y: (B,) labels
         h = self.f(x)
         return self.lin(h).squeeze(-1) + (self.embed(y) * h).sum(-1)
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #486e1d2c
-def rec_loss(x, x_rec): "L_rec = 1/2 ||x - x'||^2 per example (B,)."; return 0.5 * sum_except_batch((x - x_rec)**2)
+def rec_loss(x, x_rec):  # (B, *x_shape) each
+    "L_rec = 1/2 ||x - x'||^2 per example (B,)."
+    return 0.5 * sum_except_batch((x - x_rec)**2)
 
-def uniform_ce(logits): # (B, C) classifier logits
+def uniform_ce(logits):  # (B, C) classifier logits
     "Eq 5: cross-entropy -sum_c 1/C log q(c|z_u) against the uniform target, per example (B,)."
     return -torch.log_softmax(logits, -1).mean(-1)
 
-def gan_loss(logits, real:bool):
-    "Non-saturating GAN cross-entropy -log D (real=True) or -log(1-D) (real=False), per example (B,)."
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(real)), reduction='none')
-
-def pixel_gan_gen_loss(disc, x_f, x_p, y, cache:dict):
-    "Eq 10, generator side: mean of -log D(x_f, y) - log D(x_p, y); keeps detached x_f, x_p in `cache` for D's step."
-    l = gan_loss(disc(x_f, y), True) + gan_loss(disc(x_p, y), True)
+def pixel_gan_gen_loss(critic, x_f, x_p, y, cache: dict):
+    "Eq 10, generator side: -log D(x_f, y) - log D(x_p, y) (batch means); keeps detached x_f, x_p in `cache` for D."
     cache['x_f'], cache['x_p'] = x_f.detach(), x_p.detach()
-    return l.mean()
+    return gan_gen_loss(critic(x_f, y)) + gan_gen_loss(critic(x_p, y))
 
-def pixel_gan_disc_loss(disc, x, y, cache:dict, fakes):
-    "Eq 10, discriminator side: real x against the cached reconstructions and samples (drawn by `fakes()` if absent)."
+def pixel_gan_disc_loss(critic, x, y, cache: dict, fakes):
+    "Eq 10, critic side: -log D(x, y) - log(1 - D(x_f, y)) - log(1 - D(x_p, y)), fakes from `cache` (or `fakes()`)."
     if 'x_f' not in cache:
-        with torch.no_grad(): cache['x_f'], cache['x_p'] = fakes()
-    return (gan_loss(disc(x, y), True) + gan_loss(disc(cache['x_f'], y), False) + gan_loss(disc(cache['x_p'], y), False)).mean()
+        with torch.no_grad():
+            cache['x_f'], cache['x_p'] = fakes()
+    real = critic(x, y)
+    both = gan_disc_loss(real, critic(cache['x_f'], y)) + gan_disc_loss(real, critic(cache['x_p'], y))
+    return both - gan_gen_loss(real)  # the real term -log D(x, y) once, not twice
+
+def with_pixel_gan(model, rec, x_f, y, cache: dict) -> dict:
+    "A decoder's loss {'dec': rec + L_GD^adv, 'gen': L_GD^adv} on x_f and `model.prior_x(y)` ({'dec': rec} if no D)."
+    if not model.pixel_gan: return {'dec': rec}
+    l_g = pixel_gan_gen_loss(model.critic, x_f, model.prior_x(y), y, cache)
+    return {'dec': rec + l_g, 'gen': l_g.detach()}
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #3ae35830
 def _parts(batch):
-    "Split a flat batch (all labelled) or a nested {'labelled', 'unlabelled'} batch into (labelled, unlabelled|None)."
+    "(labelled, unlabelled | None) of a flat {'x', 'y'} batch (all labelled) or a {'labelled', 'unlabelled'?} one."
     if 'x' in batch: return batch, None
-    unknown = set(batch) - {'labelled', 'unlabelled'}
-    if unknown or 'labelled' not in batch:
-        raise ValueError(f"expected a batch with 'x' and 'y', or parts 'labelled' (and 'unlabelled'); got parts {sorted(batch)}")
     return batch['labelled'], batch.get('unlabelled')
 
-@contextmanager
-def only_trainable(module:nn.Module, # the model
-                   params:list, # the parameters that may receive gradients inside the block
-                  ):
-    "Inside the block, every parameter of `module` not in `params` has requires_grad=False (restored after)."
-    keep = {id(p) for p in params}
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    for p, _ in flags: p.requires_grad_(id(p) in keep and _)
-    try: yield
-    finally:
-        for p, f in flags: p.requires_grad_(f)
-
-def _check_xy(part, x_shape, n_classes, name, need_y=True):
-    x = part.get('x')
-    if not torch.is_tensor(x) or tuple(x.shape[1:]) != tuple(x_shape) or not x.is_floating_point():
-        raise ValueError(f"{name}: expected float x of shape (B, {', '.join(map(str, x_shape))}), got "
-                         f"{None if x is None else (tuple(x.shape), x.dtype)}")
-    if need_y:
-        y = part.get('y')
-        if not torch.is_tensor(y) or y.dtype != torch.long or y.shape != x.shape[:1]:
-            raise ValueError(f"{name}: expected y as int64 of shape ({len(x)},), got {None if y is None else (tuple(y.shape), y.dtype)}")
-        if len(y) and (y.min() < 0 or y.max() >= n_classes):
-            raise ValueError(f"{name}: labels must lie in [0, {n_classes - 1}], got [{int(y.min())}, {int(y.max())}]")
-
-# %% ../../nbs/10_models/30_lrlivae.ipynb #d9595554
-class LrLiVAE(nn.Module):
+class LrLiVAE(Model):
     "Label-relevant / label-irrelevant VAE (Zheng & Sun 2019) with its pixel discriminator: Algorithm 1."
+    batch_spec = labelled_spec((1, 32, 32), unlabelled=True)  # set per instance from x_shape
+    networks = ('encoder_s', 'encoder_u', 'decoder', 'classifier', 'critic')
     groups = ('gm', 'enc_s', 'enc_u', 'adv_cls', 'dec', 'disc')  # Algorithm 1's update order
+
     def __init__(self,
-                 x_shape:tuple=(1, 32, 32), # data shape without batch: (C, S, S) images or (D,) vectors
-                 n_classes:int=10, # number of labelled classes C
+                 x_shape: tuple = (1, 32, 32),  # data shape without batch: (C, S, S) images or (D,) vectors
+                 n_classes: int = 10,  # number of labelled classes C
                  *,
-                 zs_dim:int=16, # size of the label-relevant code z_s
-                 zu_dim:int=16, # size of the label-irrelevant code z_u
-                 arch:str='conv', # 'conv' (images) or 'mlp' (vectors)
-                 hidden:tuple=(32, 64, 64), # MLP hidden sizes (arch='mlp'; the paper's toy: 32-64-64)
-                 base_ch:int=32, # conv width (arch='conv')
-                 cls_hidden:tuple=(64, 64), # hidden sizes of the adversarial classifier on z_u
-                 disc_feat:int=128, # feature size of the projection discriminator
-                 out:str|None=None, # decoder output: 'sigmoid' (data in [0,1]) or 'identity'; None: sigmoid for conv, identity for mlp
-                 lambda_lkd:float=0.1, # weight of the likelihood regulariser L_lkd (paper: 0.1)
-                 lambda_kl:float|None=None, # weight of KL(q(z_u|x) || N(0,I)) (None: the paper's 10 / N_pixel)
-                 lambda_rec:float|None=None, # weight of L_rec in Encoder^u's loss (None: the paper's 1 / N_zu)
-                 n_gm:int=1, # GM-loss steps per end-to-end step (Algorithm 1's n_gm)
-                 pixel_gan:bool=True, # use the class-conditional pixel discriminator (eq 10)
-                 lr:float=5e-4, # Adam learning rate of every group (paper: 5e-4)
-                 betas:tuple=(0.5, 0.999), # Adam betas (not given in the paper)
+                 zs_dim: int = 16,  # size of the label-relevant code z_s
+                 zu_dim: int = 16,  # size of the label-irrelevant code z_u
+                 arch: str = 'conv',  # default networks: 'conv' | 'pg' (images) or 'mlp' (images or vectors)
+                 base_ch: int = 32,  # width of the default conv networks
+                 hidden: tuple = (32, 64, 64),  # MLP hidden sizes (arch='mlp'; the paper's toy: 32-64-64)
+                 cls_hidden: tuple = (64, 64),  # hidden sizes of the default adversarial classifier on z_u
+                 disc_feat: int = 128,  # feature size of the default projection discriminator
+                 lambda_lkd: float = 0.1,  # weight of the likelihood regulariser L_lkd (paper: 0.1)
+                 lambda_kl: float | None = None,  # weight of KL(q(z_u|x) || N(0,I)) (None: the paper's 10 / N_pixel)
+                 lambda_rec: float | None = None,  # weight of L_rec in Encoder^u's loss (None: the paper's 1 / N_zu)
+                 n_gm: int = 1,  # GM-loss steps per end-to-end step (Algorithm 1's n_gm)
+                 pixel_gan: bool = True,  # use the class-conditional pixel discriminator (eq 10)
+                 encoder_s: nn.Module | None = None,  # psi: x (B, *x_shape) -> z_s (B, zs_dim)
+                 encoder_u: nn.Module | None = None,  # phi: x -> (B, 2 zu_dim), [mean, log-variance] of q(z_u|x)
+                 decoder: nn.Module | None = None,  # theta: [z_s, z_u] -> raw x (B, *x_shape): logits (images) or mean
+                 classifier: nn.Module | None = None,  # omega: z_u (B, zu_dim) -> class logits (B, C)
+                 critic: nn.Module | None = None,  # theta_d: (x in data space, y (B,)) -> logits (B,)
                 ):
         super().__init__()
         self.x_shape, self.n_classes, self.zs_dim, self.zu_dim = tuple(x_shape), n_classes, zs_dim, zu_dim
-        n_pixel = math.prod(self.x_shape)
-        self.lambda_lkd, self.n_gm, self.pixel_gan, self.lr, self.betas = lambda_lkd, n_gm, pixel_gan, lr, tuple(betas)
-        self.lambda_kl = 10 / n_pixel if lambda_kl is None else lambda_kl
+        self.batch_spec = labelled_spec(self.x_shape, unlabelled=True)
+        self.lambda_lkd, self.n_gm, self.pixel_gan = lambda_lkd, n_gm, pixel_gan
+        self.lambda_kl = 10 / math.prod(self.x_shape) if lambda_kl is None else lambda_kl
         self.lambda_rec = 1 / zu_dim if lambda_rec is None else lambda_rec
-        self.out = out or ('sigmoid' if arch == 'conv' else 'identity')
-        kw = dict(arch=arch, hidden=hidden, base_ch=base_ch)
-        self.enc_s = encoder_net(self.x_shape, zs_dim, **kw)       # psi: x -> z_s (a point: q(z_s|x) is a delta)
-        self.enc_u = encoder_net(self.x_shape, 2 * zu_dim, **kw)   # phi: x -> (mu, logvar) of q(z_u|x)
-        self.gm = GaussianMixture(n_classes, zs_dim)               # mu_c, sigma_c of p(z_s|c)
-        self.dec = decoder_net(zs_dim + zu_dim, self.x_shape, **kw)  # theta
-        self.adv_cls = mlp([zu_dim, *cls_hidden, n_classes])       # omega: q(c|z_u)
-        self.disc = ProjectionDiscriminator(self.x_shape, n_classes, feat_dim=disc_feat, **kw) if pixel_gan else None
+        if critic is not None and not pixel_gan: raise ValueError("LrLiVAE: a critic= was given with pixel_gan=False")
+        kw = dict(arch=arch, base_ch=base_ch)
+        self.encoder_s = (encoder_s if encoder_s is not None
+                          else image_encoder(self.x_shape, zs_dim, hidden=hidden, **kw))
+        self.encoder_u = (encoder_u if encoder_u is not None
+                          else image_encoder(self.x_shape, 2 * zu_dim, hidden=hidden, **kw))
+        self.gm = GaussianMixture(n_classes, zs_dim)  # mu_c, sigma_c of p(z_s|c)
+        self.decoder = (decoder if decoder is not None
+                        else image_decoder(zs_dim + zu_dim, self.x_shape, hidden=tuple(hidden)[::-1], **kw))
+        self.classifier = classifier if classifier is not None else mlp([zu_dim, *cls_hidden, n_classes])
+        self.critic = None if not pixel_gan else critic if critic is not None else ProjectionDiscriminator(
+            self.x_shape, n_classes, feat_dim=disc_feat, hidden=hidden, **kw)
 
-    # ---- the model's distributions and maps
-    def encode_s(self, x): "z_s = Encoder^s(x), shape (B, zs_dim)."; return self.enc_s(x)
-    def q_zu(self, x):
-        "Mean and log-variance of q(z_u|x), each (B, zu_dim)."
-        mu, logvar = self.enc_u(x).chunk(2, -1)
-        return mu, logvar.clamp(-10., 6.)
-    def decode(self, zs, zu):
-        "Mean of p(x|z_s, z_u) in data space."
-        h = self.dec(torch.cat([zs, zu], -1))
-        return torch.sigmoid(h) if self.out == 'sigmoid' else h
-    def sample_zs(self, y, eps=None):
-        "z_s = mu_y + sigma_y * eps, eps ~ N(0, I): the SAME sigma (a std) as in L_lkd's N(mu_y, sigma_y^2)."
-        if eps is None: eps = torch.randn(len(y), self.zs_dim, device=self.gm.mu.device)
-        return self.gm.mu[y] + self.gm.sigma[y] * eps
-    def sample(self, y, zu=None):
-        "Class-conditional samples x ~ p(x|z_s, z_u), z_s ~ N(mu_y, sigma_y^2), z_u ~ N(0, I)."
-        if zu is None: zu = torch.randn(len(y), self.zu_dim, device=self.gm.mu.device)
-        return self.decode(self.sample_zs(y), zu)
-    def encode(self, x):
-        "Deterministic codes (z_s, mean of q(z_u|x))."
-        return self.encode_s(x), self.q_zu(x)[0]
-    def reconstruct(self, x, y=None):
-        "x' = Decoder(Encoder^s(x), mean of q(z_u|x)); no label needed (`y` is ignored)."
-        return self.decode(*self.encode(x))
-    def classify(self, x): "Class posterior q(c|z_s) of the GM at z_s = Encoder^s(x), (B, C)."; return self.gm.posterior(self.encode_s(x))
-
-    # ---- the losses of the paper (per example, shape (B,))
-    def gm_losses(self, zs, y):
-        "Eqs 7-8: (L_cls, L_lkd) = (-log q(y|z_s), -log N(z_s; mu_y, sigma_y^2)) per example."
-        return -self.gm.log_posterior(zs).gather(1, y[:, None]).squeeze(1), -self.gm.log_prob_given(zs, y)
-    def lkd_loss(self, zs, y=None):
-        "L_lkd with the GM parameters held fixed: class y's Gaussian, or eq 11's moment-matched one (y=None)."
-        if y is not None:
-            return -gaussian_log_prob(zs, self.gm.mu[y].detach(), 2 * torch.log(self.gm.sigma[y].detach()))
-        mu_t, var_t = (t.detach() for t in self.gm.moment_match())
-        return -gaussian_log_prob(zs, mu_t.expand_as(zs), torch.log(var_t).expand_as(zs))
-
-    # ---- one loss per player, each from its own forward pass
-    def player_loss(self, name:str, # one of `LrLiVAE.groups`
-                    lab:dict, # labelled batch {'x', 'y'}
-                    unl:dict|None=None, # unlabelled batch {'x'} or None
-                    cache:dict|None=None, # detached tensors shared by the players of one step (filled on demand)
-                   ):
-        "The loss Algorithm 1 updates group `name` with (a scalar) and a dict of floats to log."
-        c = {} if cache is None else cache
-        x, y = lab['x'], lab['y']
-        xu = None if unl is None else unl['x']
-        with only_trainable(self, self.player_params(name)):
-            if name == 'gm':  # lines 4-8
-                l_cls, l_lkd = self.gm_losses(self.encode_s(x), y)
-                return (l_cls + self.lambda_lkd * l_lkd).mean(), dict(gm_cls=l_cls.mean().item(), gm_lkd=l_lkd.mean().item())
-            if 'zu' not in c:  # lines 11-17 at the step's starting parameters
-                with torch.no_grad():
-                    c['zs'] = self.encode_s(x)
-                    mu, logvar = self.q_zu(x)
-                    c['eps'] = torch.randn_like(mu)
-                    c['zu'] = mu + (0.5 * logvar).exp() * c['eps']
-                    if xu is not None:
-                        c['zs_u'] = self.encode_s(xu)
-                        mu, logvar = self.q_zu(xu)
-                        c['eps_u'] = torch.randn_like(mu)
-                        c['zu_u'] = mu + (0.5 * logvar).exp() * c['eps_u']
-            if name == 'enc_s':  # line 25: psi <- grad(L_rec + lambda_lkd L_lkd)
-                zs = self.encode_s(x)
-                l_rec, l_lkd = rec_loss(x, self.decode(zs, c['zu'])), self.lkd_loss(zs, y)
-                loss, logs = (l_rec + self.lambda_lkd * l_lkd).mean(), dict(rec=l_rec.mean().item(), lkd=l_lkd.mean().item())
-                if xu is not None:
-                    zs = self.encode_s(xu)
-                    l_rec, l_lkd = rec_loss(xu, self.decode(zs, c['zu_u'])), self.lkd_loss(zs)
-                    loss = loss + (l_rec + self.lambda_lkd * l_lkd).mean()
-                    logs.update(rec_unl=l_rec.mean().item(), lkd_unl=l_lkd.mean().item())
-                return loss, logs
-            if name == 'enc_u':  # line 26: phi <- grad(L_E^adv + lambda_kl L_kl + lambda_rec L_rec)
-                mu, logvar = self.q_zu(x)
-                zu = mu + (0.5 * logvar).exp() * c['eps']
-                l_adv, l_kl = uniform_ce(self.adv_cls(zu)), kl_std_normal(mu, logvar)
-                l_rec = rec_loss(x, self.decode(c['zs'], zu))
-                loss = (l_adv + self.lambda_kl * l_kl + self.lambda_rec * l_rec).mean()
-                logs = dict(adv_e=l_adv.mean().item(), kl=l_kl.mean().item())
-                if xu is not None:  # no label: no L_E^adv
-                    mu, logvar = self.q_zu(xu)
-                    zu = mu + (0.5 * logvar).exp() * c['eps_u']
-                    l_kl = kl_std_normal(mu, logvar)
-                    loss = loss + (self.lambda_kl * l_kl + self.lambda_rec * rec_loss(xu, self.decode(c['zs_u'], zu))).mean()
-                    logs.update(kl_unl=l_kl.mean().item())
-                return loss, logs
-            if name == 'adv_cls':  # line 27: omega <- grad L_C^adv
-                l = F.cross_entropy(self.adv_cls(c['zu']), y)
-                return l, dict(adv_c=l.item())
-            if name == 'dec':  # line 28: theta <- grad(L_rec + L_GD^adv)
-                x_f = self.decode(c['zs'], c['zu'])
-                l_rec = rec_loss(x, x_f)
-                loss, logs = l_rec.mean(), {}
-                if xu is not None: loss = loss + rec_loss(xu, self.decode(c['zs_u'], c['zu_u'])).mean()
-                if self.pixel_gan:
-                    l_g = pixel_gan_gen_loss(self.disc, x_f, self.sample(y), y, c)
-                    loss = loss + l_g; logs['gen'] = l_g.item()
-                return loss, logs
-            if name == 'disc':  # line 29: theta_d <- grad L_D^adv
-                l = pixel_gan_disc_loss(self.disc, x, y, c, lambda: (self.decode(c['zs'], c['zu']), self.sample(y)))
-                return l, dict(disc=l.item())
-        raise ValueError(f"unknown group {name!r}: expected one of {self.groups}")
-
-    # ---- the training contract
-    def param_groups(self):
-        "Disjoint parameter groups: 'gm' (mu_c, sigma_c), 'enc_s' (psi), 'enc_u' (phi), 'adv_cls' (omega), 'dec' (theta), 'disc' (theta_d)."
-        g = dict(gm=list(self.gm.parameters()), enc_s=list(self.enc_s.parameters()),
-                 enc_u=list(self.enc_u.parameters()), adv_cls=list(self.adv_cls.parameters()), dec=list(self.dec.parameters()))
-        if self.pixel_gan: g['disc'] = list(self.disc.parameters())
-        return g
-    def player_params(self, name):
-        "Parameters moved by player `name`'s loss: its group, plus Encoder^s for the GM loss (Algorithm 1 line 6)."
-        g = self.param_groups()
-        return g['gm'] + g['enc_s'] if name == 'gm' else g[name]
-    def default_optim(self):
-        "Adam(lr=5e-4) for every group, as in the paper."
-        return {k: dict(name='adam', lr=self.lr, betas=self.betas) for k in self.param_groups()}
     def check_batch(self, batch):
-        "Raise a clear error unless the batch has float x of `x_shape` and int64 labels in range."
-        lab, unl = _parts(batch)
-        _check_xy(lab, self.x_shape, self.n_classes, 'labelled batch')
-        if unl is not None: _check_xy(unl, self.x_shape, self.n_classes, 'unlabelled batch', need_y=False)
-    def train_step(self, batch, opt):
-        "Algorithm 1: n_gm GM steps on (psi, mu_c, sigma_c), then psi, phi, omega, theta, theta_d, each on its own loss."
-        lab, unl = _parts(batch)
-        logs = {}
-        for _ in range(self.n_gm):
-            loss, l = self.player_loss('gm', lab); opt.step_all({'gm': loss, 'enc_s': loss}); logs.update(l)
-        cache = {}
-        for name in self.groups[1:]:
-            if name == 'disc' and not self.pixel_gan: continue
-            loss, l = self.player_loss(name, lab, unl, cache); opt.step(name, loss); logs.update(l)
-        return logs
+        "`batch_spec` for a nested batch; a flat {'x', 'y'} batch is checked as the labelled part alone."
+        if isinstance(batch, dict) and 'x' in batch: check_spec(self, batch, self.batch_spec['labelled'])
+        else: super().check_batch(batch)
+
+# %% ../../nbs/10_models/30_lrlivae.ipynb #d803d9d8
+@patch
+def encode_s(self: LrLiVAE, x):  # (B, *x_shape) data
+    "z_s = Encoder^s(x), (B, zs_dim): a point, q(z_s|x) is a delta (differentiable; `encode` is the evaluation call)."
+    return self.encoder_s(x)
+
+@patch
+def q_zu(self: LrLiVAE, x):  # (B, *x_shape) data
+    "Mean and log-variance of q(z_u|x), each (B, zu_dim) (the log-variance clamped by `split_gaussian`)."
+    return split_gaussian(self.encoder_u(x))
+
+@patch
+def mean_x(self: LrLiVAE, zs, zu):  # (B, zs_dim), (B, zu_dim)
+    "Mean of p(x|z_s, z_u) in data space (differentiable; `decode` is the evaluation call)."
+    return data_mean(self.decoder(torch.cat([zs, zu], -1)), self.x_shape)
+
+@patch
+def sample_zs(self: LrLiVAE, y, eps=None, generator=None):  # y: (B,) labels; eps: (B, zs_dim) or None
+    "z_s = mu_y + sigma_y * eps, eps ~ N(0, I): the SAME sigma (a std) as in L_lkd's N(mu_y, sigma_y^2)."
+    if eps is None: eps = torch.randn(len(y), self.zs_dim, generator=generator).to(self.gm.mu.device)
+    return self.gm.mu[y] + self.gm.sigma[y] * eps
+
+@patch
+def prior_x(self: LrLiVAE, y, generator=None):  # y: (B,) labels
+    "Decoded prior draws G(z_s, z_u), z_s ~ N(mu_y, sigma_y^2), z_u ~ N(0, I) (differentiable; `sample` evaluates)."
+    zu = torch.randn(len(y), self.zu_dim, generator=generator).to(self.device)
+    return self.mean_x(self.sample_zs(y, generator=generator), zu)
+
+# %% ../../nbs/10_models/30_lrlivae.ipynb #99aec433
+def class_labels(n: int,  # number of samples
+                 y,  # None (uniform draws), one class (int) or labels (n,)
+                 n_classes: int,  # labels lie in [0, n_classes)
+                 generator=None,  # random generator for the uniform draws
+                ) -> torch.Tensor:
+    "The labels of `sample(n, y=...)`: `y` checked and broadcast to (n,), or n uniform draws if None."
+    if y is None: return torch.randint(0, n_classes, (n,), generator=generator)
+    y = torch.as_tensor(y)
+    return check_classes(y.expand(n) if y.ndim == 0 else y, n_classes, n=n)
+
+@patch
+@evaluation
+def encode(self: LrLiVAE, x):  # (B, *x_shape) data
+    "Deterministic codes {'zs': Encoder^s(x), 'zu': mean of q(z_u|x)}, each (B, dim); no label needed."
+    return {'zs': self.encode_s(x), 'zu': self.q_zu(x)[0]}
+
+@patch
+@evaluation
+def decode(self: LrLiVAE, zs, zu):  # (B, zs_dim), (B, zu_dim)
+    "Mean of p(x|z_s, z_u) in data space ([0, 1] for images)."
+    return self.mean_x(zs, zu)
+
+@patch
+@evaluation
+def sample(self: LrLiVAE, n: int, generator=None, y=None):  # y: None (uniform classes), a class or labels (n,)
+    "n class-conditional samples: z_s ~ N(mu_y, sigma_y^2), z_u ~ N(0, I), decoded to the mean image."
+    return self.prior_x(class_labels(n, y, self.n_classes, generator).to(self.device), generator)
+
+@patch
+@evaluation
+def classify(self: LrLiVAE, x):  # (B, *x_shape) data
+    "Class posterior q(c|z_s) of the GM at z_s = Encoder^s(x), (B, C)."
+    return self.gm.posterior(self.encode_s(x))
+
+# %% ../../nbs/10_models/30_lrlivae.ipynb #a5e873c9
+@patch
+def gm_losses(self: LrLiVAE, zs, y):  # zs: (B, zs_dim), y: (B,)
+    "Eqs 7-8: (L_cls, L_lkd) = (-log q(y|z_s), -log N(z_s; mu_y, sigma_y^2)) per example."
+    return -self.gm.log_posterior(zs).gather(1, y[:, None]).squeeze(1), -self.gm.log_prob_given(zs, y)
+
+@patch
+def lkd_loss(self: LrLiVAE, zs, y=None):  # zs: (B, zs_dim), y: (B,) or None
+    "L_lkd with the GM parameters held fixed: class y's Gaussian, or eq 11's moment-matched one (y=None)."
+    if y is not None:
+        return -gaussian_log_prob(zs, self.gm.mu[y].detach(), 2 * torch.log(self.gm.sigma[y].detach()))
+    mu_t, var_t = (t.detach() for t in self.gm.moment_match())
+    return -gaussian_log_prob(zs, mu_t.expand_as(zs), torch.log(var_t).expand_as(zs))
+
+# %% ../../nbs/10_models/30_lrlivae.ipynb #60c77c8e
+@patch
+def step_draws(self: LrLiVAE, lab, unl=None):  # labelled {'x', 'y'}, unlabelled {'x'} or None
+    "Algorithm 1 lines 11-17 at the step's starting parameters: detached z_s, eps and z_u shared by the players."
+    c = {}
+    with torch.no_grad():
+        for part, sfx in ((lab, ''), (unl, '_u')):
+            if part is None: continue
+            c['zs' + sfx] = self.encode_s(part['x'])
+            mu, logvar = self.q_zu(part['x'])
+            c['eps' + sfx] = torch.randn_like(mu)
+            c['zu' + sfx] = mu + (0.5 * logvar).exp() * c['eps' + sfx]
+    return c
+
+@patch
+def gm_loss(self: LrLiVAE, lab):  # labelled {'x', 'y'}
+    "Lines 4-8: L_GM = L_cls + lambda_lkd L_lkd, moving Encoder^s and the mixture (labelled data only)."
+    l_cls, l_lkd = self.gm_losses(self.encode_s(lab['x']), lab['y'])
+    return {'gm': (l_cls + self.lambda_lkd * l_lkd).mean(), 'gm_cls': l_cls.mean().detach(),
+            'gm_lkd': l_lkd.mean().detach()}
+
+@patch
+def enc_s_loss(self: LrLiVAE, lab, unl, c):  # labelled, unlabelled or None, the step's draws
+    "Line 25: psi's loss L_rec + lambda_lkd L_lkd at the shared z_u (eq 11's L_lkd for unlabelled x)."
+    zs = self.encode_s(lab['x'])
+    l_rec, l_lkd = rec_loss(lab['x'], self.mean_x(zs, c['zu'])), self.lkd_loss(zs, lab['y'])
+    out = {'enc_s': (l_rec + self.lambda_lkd * l_lkd).mean(), 'rec': l_rec.mean().detach(),
+           'lkd': l_lkd.mean().detach()}
+    if unl is not None:
+        zs = self.encode_s(unl['x'])
+        l_rec, l_lkd = rec_loss(unl['x'], self.mean_x(zs, c['zu_u'])), self.lkd_loss(zs)
+        out['enc_s'] = out['enc_s'] + (l_rec + self.lambda_lkd * l_lkd).mean()
+        out.update(rec_unl=l_rec.mean().detach(), lkd_unl=l_lkd.mean().detach())
+    return out
+
+# %% ../../nbs/10_models/30_lrlivae.ipynb #77b91dc5
+@patch
+def enc_u_loss(self: LrLiVAE, lab, unl, c):
+    "Line 26: phi's loss L_E^adv + lambda_kl L_kl + lambda_rec L_rec, with the step's eps (no L_E^adv without a label)."
+    mu, logvar = self.q_zu(lab['x'])
+    zu = mu + (0.5 * logvar).exp() * c['eps']
+    l_adv, l_kl = uniform_ce(self.classifier(zu)), kl_std_normal(mu, logvar)
+    l_rec = rec_loss(lab['x'], self.mean_x(c['zs'], zu))
+    out = {'enc_u': (l_adv + self.lambda_kl * l_kl + self.lambda_rec * l_rec).mean(),
+           'adv_e': l_adv.mean().detach(), 'kl': l_kl.mean().detach()}
+    if unl is not None:
+        mu, logvar = self.q_zu(unl['x'])
+        zu = mu + (0.5 * logvar).exp() * c['eps_u']
+        l_kl, l_rec = kl_std_normal(mu, logvar), rec_loss(unl['x'], self.mean_x(c['zs_u'], zu))
+        out['enc_u'] = out['enc_u'] + (self.lambda_kl * l_kl + self.lambda_rec * l_rec).mean()
+        out['kl_unl'] = l_kl.mean().detach()
+    return out
+
+@patch
+def adv_cls_loss(self: LrLiVAE, lab, unl, c):
+    "Line 27: omega's loss L_C^adv = -log q(y|z_u) at the shared z_u."
+    l = F.cross_entropy(self.classifier(c['zu']), lab['y'])
+    return {'adv_cls': l, 'adv_c': l.detach()}
+
+@patch
+def dec_loss(self: LrLiVAE, lab, unl, c):
+    "Line 28: theta's loss L_rec (+ eq 10's L_GD^adv); leaves the detached fakes in `c` for the critic."
+    x_f = self.mean_x(c['zs'], c['zu'])
+    loss = rec_loss(lab['x'], x_f).mean()
+    if unl is not None: loss = loss + rec_loss(unl['x'], self.mean_x(c['zs_u'], c['zu_u'])).mean()
+    return with_pixel_gan(self, loss, x_f, lab['y'], c)
+
+@patch
+def disc_loss(self: LrLiVAE, lab, unl, c):
+    "Line 29: theta_d's loss L_D^adv of eq 10 against the step's reconstructions and prior samples."
+    fakes = lambda: (self.mean_x(c['zs'], c['zu']), self.prior_x(lab['y']))
+    return {'disc': pixel_gan_disc_loss(self.critic, lab['x'], lab['y'], c, fakes)}
+
+# %% ../../nbs/10_models/30_lrlivae.ipynb #18e25566
+@patch
+def param_groups(self: LrLiVAE):
+    "Disjoint groups: 'gm' (mu_c, sigma_c), 'enc_s' (psi), 'enc_u' (phi), 'adv_cls' (omega), 'dec' (theta), 'disc'."
+    g = dict(gm=list(self.gm.parameters()), enc_s=list(self.encoder_s.parameters()),
+             enc_u=list(self.encoder_u.parameters()), adv_cls=list(self.classifier.parameters()),
+             dec=list(self.decoder.parameters()))
+    if self.pixel_gan: g['disc'] = list(self.critic.parameters())
+    return g
+
+@patch
+def default_optim(self: LrLiVAE):
+    "Adam for every group: lr 5e-4 (the paper) and betas (0.5, 0.999) (not given in the paper)."
+    return {k: dict(name='adam', lr=5e-4, betas=(0.5, 0.999)) for k in self.param_groups()}
+
+@patch
+def players(self: LrLiVAE) -> dict:
+    "The end-to-end players in Algorithm 1's order (lines 25-29): group -> its loss method."
+    p = dict(enc_s=self.enc_s_loss, enc_u=self.enc_u_loss, adv_cls=self.adv_cls_loss, dec=self.dec_loss)
+    if self.pixel_gan: p['disc'] = self.disc_loss
+    return p
+
+@patch
+def forward(self: LrLiVAE, batch):  # flat {'x', 'y'} or {'labelled': ..., 'unlabelled'?: ...}
+    "Every player's loss at the current parameters under its group's name, plus the logged terms."
+    lab, unl = _parts(batch)
+    out, c = self.gm_loss(lab), self.step_draws(lab, unl)
+    for loss in self.players().values(): out.update(loss(lab, unl, c))
+    return out
+
+@patch
+def train_step(self: LrLiVAE, batch, opt):
+    "Algorithm 1: n_gm GM steps on (psi, mu_c, sigma_c), then psi, phi, omega, theta, theta_d, each on its own loss."
+    lab, unl = _parts(batch)
+    logs = {}
+    for _ in range(self.n_gm):
+        out = self.gm_loss(lab)
+        opt.step_all({'gm': out['gm'], 'enc_s': out['gm']})
+        logs.update({k: v.item() for k, v in out.items()})
+    c = self.step_draws(lab, unl)
+    for group, loss in self.players().items():
+        out = loss(lab, unl, c)
+        opt.step(group, out[group])
+        logs.update({k: v.item() for k, v in out.items()})
+    return logs
+
+@patch(cls_method=True)
+def toy(cls: LrLiVAE, x_shape: tuple = (1, 16, 16), n: int = 8, seed: int = 0):
+    "A small instance (3 classes), a semi-supervised batch of n labelled and n unlabelled examples, no conditioning."
+    g = torch.Generator().manual_seed(seed)
+    arch = 'conv' if len(x_shape) == 3 else 'mlp'
+    model = cls(x_shape, 3, zs_dim=4, zu_dim=4, arch=arch, base_ch=8, cls_hidden=(16,), disc_feat=16)
+    lab = {'x': torch.rand(n, *x_shape, generator=g), 'y': torch.randint(0, 3, (n,), generator=g)}
+    return model, {'labelled': lab, 'unlabelled': {'x': torch.rand(n, *x_shape, generator=g)}}, {}
