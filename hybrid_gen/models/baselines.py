@@ -126,7 +126,7 @@ def mws_log_qz(z, mu, logvar, n_data):
     return log_qz, log_prod_qzd
 
 def tc_decomposition(z, mu, logvar, n_data):
-    "Per-sample (MI, TC, dim-wise KL) of Chen et al. 2018 eq 2 with MWS estimates; they add up to log q(z|x) - log p(z)."
+    "Per-sample (MI, TC, dim-wise KL) of Chen et al. 2018 eq 2 by MWS; they add up to log q(z|x) - log p(z)."
     log_qzx = gaussian_log_prob(z, mu, logvar)
     log_pz = gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
     log_qz, log_prod = mws_log_qz(z, mu, logvar, n_data)
@@ -238,6 +238,7 @@ class Mathieu2016(TwoPlayerMixin, AppendixDModel):
     networks = ('z_encoder', 'e_encoder', 'decoder', 'critic')
     critics = ('critic',)
     G, q_z, p_x, decode = RbVAE.G, RbVAE.q_z, RbVAE.p_x, RbVAE.decode   # the same generator and posterior calls
+    toy = RbVAE.__dict__['toy']   # the same toy: narrow codes and networks, a reference-based batch
 
     def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, e_dim: int=32, *,
                  scale: float=0.01, base_ch: int=32,
@@ -260,13 +261,6 @@ class Mathieu2016(TwoPlayerMixin, AppendixDModel):
         dc = base_ch if disc_ch is None else disc_ch
         self.critic = critic if critic is not None else pg_critic(x_shape, (), dc, drop)
         self.register_buffer('e_ref', torch.zeros(e_dim))  # the references' specified code (for `sample`)
-
-    @classmethod
-    def toy(cls, x_shape=(1, 16, 16), n=8, seed=0):
-        "A narrow instance (8-dim codes, 8 channels) and a random batch of n unlabelled and n reference images."
-        g = torch.Generator().manual_seed(seed)
-        batch = {part: {'x': torch.rand(n, *x_shape, generator=g)} for part in ('unlabelled', 'reference')}
-        return cls(x_shape, 8, 8, base_ch=8), batch, {}
 
 # %% ../../nbs/10_models/21_disentangling_baselines.ipynb #4cb32fac
 @patch

@@ -22,10 +22,10 @@ def pg_critic(x_shape=(3, 32, 32), # (C, H, W) of the images
               base_ch: int=32, # channels of the image trunk's first block
               drop: float=0.25, # probability of zeroing each input of the last FC layer (Appendix D)
              ) -> JointDiscriminator:
-    "Appendix D critic d(x, z, ...) -> logits (B,), images on [-1, 1]: trunk -> FC 64, latents -> FC 32, FC 128, linear."
+    "Appendix D critic d(x, z, ...) -> logits (B,), images on [-1, 1]: trunk -> FC 64, latents -> FC 32, FC 128, out."
     trunk = nn.Sequential(image_encoder(x_shape, 64, arch='pg', base_ch=base_ch, norm=False), nn.LeakyReLU(0.2))
     d = JointDiscriminator(trunk, 64, list(z_dims), hidden=128, n_hidden=1, z_hidden=32, dropout=drop)
-    d.out[0] = nn.Identity()   # Appendix D drops only the inputs of the FC-128 layer, not those of the linear classifier
+    d.out[0] = nn.Identity()   # Appendix D drops only the inputs of the FC-128 layer, not those of the classifier
     return d
 
 # %% ../../nbs/10_models/20_rbvae.ipynb #7586facb
