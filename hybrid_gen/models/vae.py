@@ -40,13 +40,15 @@ class VAE(Model):
         super().__init__()
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"VAE: likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        if mean_act not in ('sigmoid', None): raise ValueError(f"VAE: mean_act must be 'sigmoid' or None, got {mean_act!r}")
+        if mean_act not in ('sigmoid', None):
+            raise ValueError(f"VAE: mean_act must be 'sigmoid' or None, got {mean_act!r}")
         self.x_shape, self.z_dim, self.beta = tuple(x_shape), int(z_dim), float(beta)
         self.likelihood, self.mean_act = likelihood, mean_act
         if encoder is None:
             encoder = image_encoder(self.x_shape, 2 * self.z_dim, arch=arch, base_ch=base_ch, hidden=hidden)
         if decoder is None:
-            decoder = image_decoder(self.z_dim, self.x_shape, arch=arch, base_ch=base_ch, hidden=tuple(reversed(hidden)))
+            decoder = image_decoder(self.z_dim, self.x_shape, arch=arch, base_ch=base_ch,
+                                    hidden=tuple(reversed(hidden)))
         self.encoder, self.decoder = encoder, decoder
         if likelihood != 'bernoulli':
             if x_scale is None: self.log_x_scale = nn.Parameter(torch.zeros(()))
