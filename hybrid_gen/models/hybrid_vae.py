@@ -48,9 +48,9 @@ class HybridVAE(Model):
                  encoder_h:nn.Module|None=None, # q(z|d, h), label branch: (..., h_dim) -> (..., G)
                  encoder_z:nn.Module|None=None, # q(z|d, h), head: (..., F + G) -> (..., 2 z_dim) [mean, log-var]
                  decoder:nn.Module|None=None, # p(d, h|z), trunk: (N, z_dim) -> (N, T)
-                 decoder_d:nn.Module|None=None, # p(d|z): (N, T) -> (N, 2C (+1 depth), S, S) [mean logit, raw log-var, obs]
+                 decoder_d:nn.Module|None=None, # p(d|z): (N, T) -> (N, 2C (+1), S, S) [mean logit, raw log-var, obs]
                  decoder_h:nn.Module|None=None, # p(h|z): (N, T) -> (N, 2 h_dim) [mean, raw log-variance]
-                 label_encoder:nn.Module|None=None, # q(h|d), H-VAE only: (B, C', S, S) -> (B, 2 h_dim) [mean, raw log-var]
+                 label_encoder:nn.Module|None=None, # q(h|d) (H-VAE): (B, C', S, S) -> (B, 2 h_dim) [mean, raw log-var]
                  hidden:int=256, # default networks: units of every FC hidden layer (§4.1), F = G = T
                  base_ch:int=32, # default networks: channels of the first conv layer (doubled per layer)
                  n_samples:int=3, # samples per stochastic layer in the training bounds (§4.1: 3)
@@ -58,7 +58,7 @@ class HybridVAE(Model):
                  min_std_h:float=0.005, # floor of the per-dimension std of p(h|z) and q(h|d)
                  init_std_x:float=0.1, # initial std of p(d|z) (bias of the default log-variance maps)
                  init_std_h:float=0.05, # initial std of p(h|z) (default decoder_h)
-                 sup_weight:float=0., # NOT in the paper: weight of an extra supervised term log q(h|d) on labelled pairs
+                 sup_weight:float=0., # NOT in the paper: weight of a supervised term log q(h|d) on labelled pairs
                 ):
         super().__init__()
         if likelihood not in ('gaussian', 'depth'):
@@ -315,7 +315,7 @@ def _sir_codes(self: HybridVAE, h, # labels (n, h_dim)
                generator=None, # RNG (any device)
                k=256, # prior draws per label
               ):
-    "Codes (n, z_dim) from p(z|h) by sampling-importance-resampling: `k` draws z_i ~ p(z), one kept with prob. ~ p(h|z_i)."
+    "Codes (n, z_dim) ~ p(z|h) by sampling-importance-resampling: `k` draws z_i ~ p(z), one kept w.p. ~ p(h|z_i)."
     n = h.shape[0]
     z = self._draw((k, n, self.z_dim), generator)
     mh, lh = self._p_h(self.decoder(z.reshape(-1, self.z_dim)), (k * n,))
