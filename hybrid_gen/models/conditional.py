@@ -13,7 +13,8 @@ from ..distributions import kl_std_normal
 from .core import Model, evaluation, image_encoder, image_decoder, split_gaussian
 from .core import gan_disc_loss, gan_gen_loss
 from .lrlivae import (ProjectionDiscriminator, rec_loss, with_pixel_gan, pixel_gan_disc_loss,
-                                       labelled_spec, data_mean, class_labels)
+                                       labelled_spec, data_mean, class_labels, recipe_weights, recipe_gan,
+                                       recipe_optim)
 
 # %% auto #0
 __all__ = ['with_label', 'OneHotConditional', 'CVAEGAN', 'CVAE', 'CGAN']
@@ -37,9 +38,13 @@ class OneHotConditional(Model):
     def __init__(self, x_shape: tuple, n_classes: int, z_dim: int, *,
                  arch: str, base_ch: int, hidden: tuple, disc_feat: int,  # the default networks (see the models)
                  decoder: nn.Module | None, critic: nn.Module | None,  # the networks, or None for the defaults
-                 pixel_gan: bool = True):  # build the critic
+                 pixel_gan: bool = True,  # build the critic
+                 recipe: str = 'authors',  # 'authors' | 'paper': GAN loss and Adam settings (and the cVAEs' weights)
+                 gan_loss: str | None = None):  # 'hinge' | 'logistic' (None: the recipe's)
         super().__init__()
         self.x_shape, self.n_classes, self.z_dim, self.pixel_gan = tuple(x_shape), n_classes, z_dim, pixel_gan
+        self.recipe = recipe
+        self.gan_loss = recipe_gan(recipe) if gan_loss is None else gan_loss
         self.batch_spec = labelled_spec(self.x_shape)
         if critic is not None and not pixel_gan:
             raise ValueError(f"{type(self).__name__}: a critic= was given but this model has no pixel discriminator")
@@ -92,8 +97,8 @@ def players(self: OneHotConditional) -> dict:
 
 @patch
 def default_optim(self: OneHotConditional):
-    "Adam(lr=5e-4, betas=(0.5, 0.999)) per group, as Lr-LiVAE."
-    return {k: dict(name='adam', lr=5e-4, betas=(0.5, 0.999)) for k in self.param_groups()}
+    "Adam per group as Lr-LiVAE: lr 5e-4, betas (0, 0.9) ('authors') or (0.5, 0.999) ('paper')."
+    return recipe_optim(self.recipe, self.param_groups())
 
 @patch
 def step_draws(self: OneHotConditional, lab):  # {'x', 'y'}
@@ -132,17 +137,21 @@ class CVAEGAN(OneHotConditional):
                  base_ch: int = 32,  # width of the default conv networks
                  hidden: tuple = (32, 64, 64),  # MLP hidden sizes (arch='mlp')
                  disc_feat: int = 128,  # feature size of the default projection discriminator
-                 lambda_kl: float | None = None,  # weight of the encoder's KL (None: 10 / N_pixel, as Lr-LiVAE's z_u)
-                 lambda_rec: float | None = None,  # weight of the encoder's L_rec (None: 1 / z_dim, as Lr-LiVAE's z_u)
+                 recipe: str = 'authors',  # loss balance, GAN loss and Adam, as Lr-LiVAE: 'authors' | 'paper'
+                 weights: dict | None = None,  # overrides of the recipe's 'u_rec', 'u_kl' (encoder), 'dec_rec'
+                 gan_loss: str | None = None,  # 'hinge' | 'logistic' (None: the recipe's)
                  pixel_gan: bool = True,  # add the pixel discriminator (cVAE-GAN); False: plain cVAE
                  encoder: nn.Module | None = None,  # [x, one-hot planes] (B, C + n_classes, S, S) -> (B, 2 z_dim)
                  decoder: nn.Module | None = None,  # [z, one-hot y] (B, z_dim + n_classes) -> raw x (B, *x_shape)
                  critic: nn.Module | None = None,  # (x in data space, y (B,)) -> logits (B,)
                 ):
         super().__init__(x_shape, n_classes, z_dim, arch=arch, base_ch=base_ch, hidden=hidden, disc_feat=disc_feat,
-                         decoder=decoder, critic=critic, pixel_gan=pixel_gan)
-        self.lambda_kl = 10 / math.prod(self.x_shape) if lambda_kl is None else lambda_kl
-        self.lambda_rec = 1 / z_dim if lambda_rec is None else lambda_rec
+                         decoder=decoder, critic=critic, pixel_gan=pixel_gan, recipe=recipe, gan_loss=gan_loss)
+        w = recipe_weights(recipe, self.x_shape, z_dim)
+        self.weights = {k: w[k] for k in ('u_rec', 'u_kl', 'dec_rec')}
+        unknown = set(weights or {}) - set(self.weights)
+        if unknown: raise ValueError(f"CVAEGAN: unknown weights {sorted(unknown)}; known: {sorted(self.weights)}")
+        self.weights.update(weights or {})
         in_shape = (self.x_shape[0] + n_classes, *self.x_shape[1:])
         self.encoder = (encoder if encoder is not None
                         else image_encoder(in_shape, 2 * z_dim, arch=arch, base_ch=base_ch, hidden=hidden))
@@ -169,24 +178,24 @@ def step_draws(self: CVAEGAN, lab):
 
 @patch
 def enc_loss(self: CVAEGAN, lab, c):
-    "The encoder's loss lambda_rec L_rec + lambda_kl L_kl, z reparametrised with the step's eps."
+    "The encoder's loss u_rec L_rec + u_kl L_kl, z reparametrised with the step's eps."
     mu, logvar = self.q_z(lab['x'], lab['y'])
     z = mu + (0.5 * logvar).exp() * c['eps']
     l_rec, l_kl = rec_loss(lab['x'], self.mean_x(z, lab['y'])), kl_std_normal(mu, logvar)
-    return {'enc': (self.lambda_rec * l_rec + self.lambda_kl * l_kl).mean(), 'rec': l_rec.mean().detach(),
+    return {'enc': (self.weights['u_rec'] * l_rec + self.weights['u_kl'] * l_kl).mean(), 'rec': l_rec.mean().detach(),
             'kl': l_kl.mean().detach()}
 
 @patch
 def dec_loss(self: CVAEGAN, lab, c):
-    "The decoder's loss L_rec (+ eq 10's L_GD^adv on reconstructions and prior samples for the cVAE-GAN)."
+    "The decoder's loss dec_rec L_rec (+ eq 10's L_GD^adv on reconstructions and prior samples for the cVAE-GAN)."
     x_f = self.mean_x(c['z'], lab['y'])
-    return with_pixel_gan(self, rec_loss(lab['x'], x_f).mean(), x_f, lab['y'], c)
+    return with_pixel_gan(self, self.weights['dec_rec'] * rec_loss(lab['x'], x_f).mean(), x_f, lab['y'], c)
 
 @patch
 def disc_loss(self: CVAEGAN, lab, c):
     "The critic's loss L_D^adv of eq 10."
     fakes = lambda: (self.mean_x(c['z'], lab['y']), self.prior_x(lab['y']))
-    return {'disc': pixel_gan_disc_loss(self.critic, lab['x'], lab['y'], c, fakes)}
+    return {'disc': pixel_gan_disc_loss(self.critic, lab['x'], lab['y'], c, fakes, self.gan_loss)}
 
 class CVAE(CVAEGAN):
     "Conditional VAE (Sohn et al. 2015): the cVAE-GAN without its pixel discriminator."
@@ -212,9 +221,11 @@ class CGAN(OneHotConditional):
                  disc_feat: int = 128,  # feature size of the default projection discriminator
                  decoder: nn.Module | None = None,  # generator: [z, one-hot y] (B, z_dim + C) -> raw x (B, *x_shape)
                  critic: nn.Module | None = None,  # (x in data space, y (B,)) -> logits (B,)
+                 recipe: str = 'authors',  # 'authors' (hinge, Adam (0, 0.9)) | 'paper' (logistic, Adam (0.5, 0.999))
+                 gan_loss: str | None = None,  # 'hinge' | 'logistic' (None: the recipe's)
                 ):
         super().__init__(x_shape, n_classes, z_dim, arch=arch, base_ch=base_ch, hidden=hidden, disc_feat=disc_feat,
-                         decoder=decoder, critic=critic)
+                         decoder=decoder, critic=critic, recipe=recipe, gan_loss=gan_loss)
 
 @patch
 @evaluation
@@ -233,15 +244,16 @@ def encode(self: CGAN, x, y,  # x: (B, *x_shape), y: (B,)
 
 @patch
 def gen_loss(self: CGAN, lab, c):
-    "The generator's non-saturating loss -log D(G(z, y), y); keeps the detached samples in `c` for the critic."
+    "The generator's loss (hinge -D(G(z, y), y), or non-saturating); keeps the detached samples in `c` for the critic."
     x_p = self.prior_x(lab['y'])
     c['x_p'] = x_p.detach()
-    return {'gen': gan_gen_loss(self.critic(x_p, lab['y']))}
+    return {'gen': gan_gen_loss(self.critic(x_p, lab['y']), self.gan_loss)}
 
 @patch
 def disc_loss(self: CGAN, lab, c):
-    "The critic's loss -log D(x, y) - log(1 - D(G(z, y), y)) on the generator's samples of the same step."
+    "The critic's loss (hinge, or logistic) on real images and the generator's samples of the same step."
     if 'x_p' not in c:
         with torch.no_grad():
             c['x_p'] = self.prior_x(lab['y'])
-    return {'disc': gan_disc_loss(self.critic(lab['x'], lab['y']), self.critic(c['x_p'], lab['y']))}
+    real, fake = self.critic(lab['x'], lab['y']), self.critic(c['x_p'], lab['y'])
+    return {'disc': gan_disc_loss(real, fake, self.gan_loss)}

@@ -15,8 +15,9 @@ from .core import (Model, evaluation, image_encoder, image_decoder, split_gaussi
                                     gan_gen_loss, check_spec, check_classes)
 
 # %% auto #0
-__all__ = ['labelled_spec', 'data_mean', 'ProjectionDiscriminator', 'rec_loss', 'uniform_ce', 'pixel_gan_gen_loss',
-           'pixel_gan_disc_loss', 'with_pixel_gan', 'LrLiVAE', 'class_labels']
+__all__ = ['RECIPES', 'labelled_spec', 'data_mean', 'ProjectionDiscriminator', 'rec_loss', 'uniform_ce', 'pixel_gan_gen_loss',
+           'pixel_gan_disc_loss', 'with_pixel_gan', 'recipe_weights', 'recipe_gan', 'recipe_optim', 'LrLiVAE',
+           'class_labels']
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #11364d53
 def labelled_spec(x_shape: tuple,  # data shape without batch: (C, S, S) images or (D,) vectors
@@ -69,25 +70,52 @@ def uniform_ce(logits):  # (B, C) classifier logits
     "Eq 5: cross-entropy -sum_c 1/C log q(c|z_u) against the uniform target, per example (B,)."
     return -torch.log_softmax(logits, -1).mean(-1)
 
-def pixel_gan_gen_loss(critic, x_f, x_p, y, cache: dict):
-    "Eq 10, generator side: -log D(x_f, y) - log D(x_p, y) (batch means); keeps detached x_f, x_p in `cache` for D."
+def pixel_gan_gen_loss(critic, x_f, x_p, y, cache: dict, kind: str = 'logistic'):
+    "Eq 10, generator side: -log D(x_f, y) - log D(x_p, y) (or hinge -D - D); keeps detached x_f, x_p in `cache`."
     cache['x_f'], cache['x_p'] = x_f.detach(), x_p.detach()
-    return gan_gen_loss(critic(x_f, y)) + gan_gen_loss(critic(x_p, y))
+    return gan_gen_loss(critic(x_f, y), kind) + gan_gen_loss(critic(x_p, y), kind)
 
-def pixel_gan_disc_loss(critic, x, y, cache: dict, fakes):
-    "Eq 10, critic side: -log D(x, y) - log(1 - D(x_f, y)) - log(1 - D(x_p, y)), fakes from `cache` (or `fakes()`)."
+def pixel_gan_disc_loss(critic, x, y, cache: dict, fakes, kind: str = 'logistic'):
+    "Eq 10, critic side: real term once + one fake term each for x_f and x_p, fakes from `cache` (or `fakes()`)."
     if 'x_f' not in cache:
         with torch.no_grad():
             cache['x_f'], cache['x_p'] = fakes()
     real = critic(x, y)
-    both = gan_disc_loss(real, critic(cache['x_f'], y)) + gan_disc_loss(real, critic(cache['x_p'], y))
-    return both - gan_gen_loss(real)  # the real term -log D(x, y) once, not twice
+    no_fake = torch.full_like(real, -1e4)  # a fake term of exactly 0 for either kind
+    real_only = gan_disc_loss(real, no_fake, kind)
+    fake_f = gan_disc_loss(real, critic(cache['x_f'], y), kind) - real_only
+    fake_p = gan_disc_loss(real, critic(cache['x_p'], y), kind) - real_only
+    return real_only + fake_f + fake_p
 
 def with_pixel_gan(model, rec, x_f, y, cache: dict) -> dict:
     "A decoder's loss {'dec': rec + L_GD^adv, 'gen': L_GD^adv} on x_f and `model.prior_x(y)` ({'dec': rec} if no D)."
     if not model.pixel_gan: return {'dec': rec}
-    l_g = pixel_gan_gen_loss(model.critic, x_f, model.prior_x(y), y, cache)
+    l_g = pixel_gan_gen_loss(model.critic, x_f, model.prior_x(y), y, cache, model.gan_loss)
     return {'dec': rec + l_g, 'gen': l_g.detach()}
+
+# %% ../../nbs/10_models/30_lrlivae.ipynb #0fca032e
+RECIPES = ('authors', 'paper')
+
+def recipe_weights(recipe: str,  # 'authors' (the released code) | 'paper' (the printed weights)
+                   x_shape: tuple,  # data shape without batch
+                   z_dim: int,  # size of the KL-regularised code (z_u, or a cVAE's z)
+                  ) -> dict:
+    "Loss weights of a recipe: gm_lkd, s_rec, s_lkd (Encoder^s), u_rec, u_kl (Encoder^u or a cVAE encoder), dec_rec."
+    if recipe not in RECIPES: raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+    n = math.prod(x_shape)
+    if recipe == 'paper':
+        return dict(gm_lkd=0.1, s_rec=1., s_lkd=0.1, u_rec=1 / z_dim, u_kl=10 / n, dec_rec=1.)
+    w = 2 * 10 * (4 if len(x_shape) == 3 else 1) / n  # 10 * MSE of [-1, 1] images, as a multiple of 1/2 SSE on [0, 1]
+    return dict(gm_lkd=0.1, s_rec=w, s_lkd=1., u_rec=w, u_kl=1 / z_dim, dec_rec=w)
+
+def recipe_gan(recipe: str) -> str:
+    "The GAN loss of a recipe: the authors' hinge, or the paper's logistic (non-saturating) form."
+    return 'hinge' if recipe == 'authors' else 'logistic'
+
+def recipe_optim(recipe: str, groups) -> dict:
+    "Adam per group: lr 5e-4 with the code's betas (0, 0.9), or (0.5, 0.999) for the paper (which gives no betas)."
+    betas = (0., 0.9) if recipe == 'authors' else (0.5, 0.999)
+    return {k: dict(name='adam', lr=5e-4, betas=betas) for k in groups}
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #3ae35830
 def _parts(batch):
@@ -112,10 +140,10 @@ class LrLiVAE(Model):
                  hidden: tuple = (32, 64, 64),  # MLP hidden sizes (arch='mlp'; the paper's toy: 32-64-64)
                  cls_hidden: tuple = (64, 64),  # hidden sizes of the default adversarial classifier on z_u
                  disc_feat: int = 128,  # feature size of the default projection discriminator
-                 lambda_lkd: float = 0.1,  # weight of the likelihood regulariser L_lkd (paper: 0.1)
-                 lambda_kl: float | None = None,  # weight of KL(q(z_u|x) || N(0,I)) (None: the paper's 10 / N_pixel)
-                 lambda_rec: float | None = None,  # weight of L_rec in Encoder^u's loss (None: the paper's 1 / N_zu)
-                 n_gm: int = 1,  # GM-loss steps per end-to-end step (Algorithm 1's n_gm)
+                 recipe: str = 'authors',  # loss balance, GAN loss and Adam: 'authors' (released code) | 'paper'
+                 weights: dict | None = None,  # overrides of `recipe_weights` entries, e.g. {'u_kl': 0.1}
+                 gan_loss: str | None = None,  # 'hinge' | 'logistic' (None: the recipe's)
+                 n_gm: int | None = None,  # GM-loss steps per end-to-end step (None: the recipe's, 3 or 1)
                  pixel_gan: bool = True,  # use the class-conditional pixel discriminator (eq 10)
                  encoder_s: nn.Module | None = None,  # psi: x (B, *x_shape) -> z_s (B, zs_dim)
                  encoder_u: nn.Module | None = None,  # phi: x -> (B, 2 zu_dim), [mean, log-variance] of q(z_u|x)
@@ -126,9 +154,13 @@ class LrLiVAE(Model):
         super().__init__()
         self.x_shape, self.n_classes, self.zs_dim, self.zu_dim = tuple(x_shape), n_classes, zs_dim, zu_dim
         self.batch_spec = labelled_spec(self.x_shape, unlabelled=True)
-        self.lambda_lkd, self.n_gm, self.pixel_gan = lambda_lkd, n_gm, pixel_gan
-        self.lambda_kl = 10 / math.prod(self.x_shape) if lambda_kl is None else lambda_kl
-        self.lambda_rec = 1 / zu_dim if lambda_rec is None else lambda_rec
+        self.recipe, self.pixel_gan = recipe, pixel_gan
+        self.weights = recipe_weights(recipe, self.x_shape, zu_dim)
+        unknown = set(weights or {}) - set(self.weights)
+        if unknown: raise ValueError(f"LrLiVAE: unknown weights {sorted(unknown)}; known: {sorted(self.weights)}")
+        self.weights.update(weights or {})
+        self.gan_loss = recipe_gan(recipe) if gan_loss is None else gan_loss
+        self.n_gm = (3 if recipe == 'authors' else 1) if n_gm is None else n_gm
         if critic is not None and not pixel_gan: raise ValueError("LrLiVAE: a critic= was given with pixel_gan=False")
         kw = dict(arch=arch, base_ch=base_ch)
         self.encoder_s = (encoder_s if encoder_s is not None
@@ -240,40 +272,42 @@ def step_draws(self: LrLiVAE, lab, unl=None):  # labelled {'x', 'y'}, unlabelled
 
 @patch
 def gm_loss(self: LrLiVAE, lab):  # labelled {'x', 'y'}
-    "Lines 4-8: L_GM = L_cls + lambda_lkd L_lkd, moving Encoder^s and the mixture (labelled data only)."
+    "Lines 4-8: L_GM = L_cls + gm_lkd L_lkd, moving Encoder^s and the mixture (labelled data only)."
     l_cls, l_lkd = self.gm_losses(self.encode_s(lab['x']), lab['y'])
-    return {'gm': (l_cls + self.lambda_lkd * l_lkd).mean(), 'gm_cls': l_cls.mean().detach(),
+    return {'gm': (l_cls + self.weights['gm_lkd'] * l_lkd).mean(), 'gm_cls': l_cls.mean().detach(),
             'gm_lkd': l_lkd.mean().detach()}
 
 @patch
 def enc_s_loss(self: LrLiVAE, lab, unl, c):  # labelled, unlabelled or None, the step's draws
-    "Line 25: psi's loss L_rec + lambda_lkd L_lkd at the shared z_u (eq 11's L_lkd for unlabelled x)."
+    "Line 25: psi's loss s_rec L_rec + s_lkd L_lkd at the shared z_u (eq 11's L_lkd for unlabelled x)."
+    w = self.weights
     zs = self.encode_s(lab['x'])
     l_rec, l_lkd = rec_loss(lab['x'], self.mean_x(zs, c['zu'])), self.lkd_loss(zs, lab['y'])
-    out = {'enc_s': (l_rec + self.lambda_lkd * l_lkd).mean(), 'rec': l_rec.mean().detach(),
+    out = {'enc_s': (w['s_rec'] * l_rec + w['s_lkd'] * l_lkd).mean(), 'rec': l_rec.mean().detach(),
            'lkd': l_lkd.mean().detach()}
     if unl is not None:
         zs = self.encode_s(unl['x'])
         l_rec, l_lkd = rec_loss(unl['x'], self.mean_x(zs, c['zu_u'])), self.lkd_loss(zs)
-        out['enc_s'] = out['enc_s'] + (l_rec + self.lambda_lkd * l_lkd).mean()
+        out['enc_s'] = out['enc_s'] + (w['s_rec'] * l_rec + w['s_lkd'] * l_lkd).mean()
         out.update(rec_unl=l_rec.mean().detach(), lkd_unl=l_lkd.mean().detach())
     return out
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #77b91dc5
 @patch
 def enc_u_loss(self: LrLiVAE, lab, unl, c):
-    "Line 26: phi's loss L_E^adv + lambda_kl L_kl + lambda_rec L_rec, with the step's eps (no L_E^adv without a label)."
+    "Line 26: phi's loss L_E^adv + u_kl L_kl + u_rec L_rec, with the step's eps (no L_E^adv without a label)."
+    w = self.weights
     mu, logvar = self.q_zu(lab['x'])
     zu = mu + (0.5 * logvar).exp() * c['eps']
     l_adv, l_kl = uniform_ce(self.classifier(zu)), kl_std_normal(mu, logvar)
     l_rec = rec_loss(lab['x'], self.mean_x(c['zs'], zu))
-    out = {'enc_u': (l_adv + self.lambda_kl * l_kl + self.lambda_rec * l_rec).mean(),
+    out = {'enc_u': (l_adv + w['u_kl'] * l_kl + w['u_rec'] * l_rec).mean(),
            'adv_e': l_adv.mean().detach(), 'kl': l_kl.mean().detach()}
     if unl is not None:
         mu, logvar = self.q_zu(unl['x'])
         zu = mu + (0.5 * logvar).exp() * c['eps_u']
         l_kl, l_rec = kl_std_normal(mu, logvar), rec_loss(unl['x'], self.mean_x(c['zs_u'], zu))
-        out['enc_u'] = out['enc_u'] + (self.lambda_kl * l_kl + self.lambda_rec * l_rec).mean()
+        out['enc_u'] = out['enc_u'] + (w['u_kl'] * l_kl + w['u_rec'] * l_rec).mean()
         out['kl_unl'] = l_kl.mean().detach()
     return out
 
@@ -285,17 +319,18 @@ def adv_cls_loss(self: LrLiVAE, lab, unl, c):
 
 @patch
 def dec_loss(self: LrLiVAE, lab, unl, c):
-    "Line 28: theta's loss L_rec (+ eq 10's L_GD^adv); leaves the detached fakes in `c` for the critic."
+    "Line 28: theta's loss dec_rec L_rec (+ eq 10's L_GD^adv); leaves the detached fakes in `c` for the critic."
     x_f = self.mean_x(c['zs'], c['zu'])
     loss = rec_loss(lab['x'], x_f).mean()
     if unl is not None: loss = loss + rec_loss(unl['x'], self.mean_x(c['zs_u'], c['zu_u'])).mean()
+    loss = self.weights['dec_rec'] * loss
     return with_pixel_gan(self, loss, x_f, lab['y'], c)
 
 @patch
 def disc_loss(self: LrLiVAE, lab, unl, c):
     "Line 29: theta_d's loss L_D^adv of eq 10 against the step's reconstructions and prior samples."
     fakes = lambda: (self.mean_x(c['zs'], c['zu']), self.prior_x(lab['y']))
-    return {'disc': pixel_gan_disc_loss(self.critic, lab['x'], lab['y'], c, fakes)}
+    return {'disc': pixel_gan_disc_loss(self.critic, lab['x'], lab['y'], c, fakes, self.gan_loss)}
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #18e25566
 @patch
@@ -309,8 +344,8 @@ def param_groups(self: LrLiVAE):
 
 @patch
 def default_optim(self: LrLiVAE):
-    "Adam for every group: lr 5e-4 (the paper) and betas (0.5, 0.999) (not given in the paper)."
-    return {k: dict(name='adam', lr=5e-4, betas=(0.5, 0.999)) for k in self.param_groups()}
+    "Adam for every group, lr 5e-4 (paper and code); betas (0, 0.9) as the authors' code, (0.5, 0.999) for 'paper'."
+    return recipe_optim(self.recipe, self.param_groups())
 
 @patch
 def players(self: LrLiVAE) -> dict:
@@ -348,6 +383,6 @@ def toy(cls: LrLiVAE, x_shape: tuple = (1, 16, 16), n: int = 8, seed: int = 0):
     "A small instance (3 classes), a semi-supervised batch of n labelled and n unlabelled examples, no conditioning."
     g = torch.Generator().manual_seed(seed)
     arch = 'conv' if len(x_shape) == 3 else 'mlp'
-    model = cls(x_shape, 3, zs_dim=4, zu_dim=4, arch=arch, base_ch=8, cls_hidden=(16,), disc_feat=16)
+    model = cls(x_shape, 3, zs_dim=4, zu_dim=4, arch=arch, base_ch=8, cls_hidden=(16,), disc_feat=16, n_gm=1)
     lab = {'x': torch.rand(n, *x_shape, generator=g), 'y': torch.randint(0, 3, (n,), generator=g)}
     return model, {'labelled': lab, 'unlabelled': {'x': torch.rand(n, *x_shape, generator=g)}}, {}
