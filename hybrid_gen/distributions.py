@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['LOG_2PI', 'sum_except_batch', 'gaussian_sample', 'gaussian_log_prob', 'gaussian_entropy', 'kl_std_normal',
-           'kl_gaussians', 'laplace_log_prob', 'bernoulli_log_prob', 'log_mean_exp', 'GaussianMixture',
-           'depth_log_prob']
+           'kl_gaussians', 'discretized_gaussian_log_prob', 'laplace_log_prob', 'bernoulli_log_prob', 'log_mean_exp',
+           'GaussianMixture', 'depth_log_prob']
 
 # %% ../nbs/00_foundations/00_distributions.ipynb #5bebbd4a
 import math
@@ -59,6 +59,29 @@ def kl_gaussians(mu_q: torch.Tensor, # mean of q (B, ...)
     "KL divergence between two diagonal Gaussians."
     kl = 0.5 * (logvar_p - logvar_q + torch.exp(logvar_q - logvar_p) + ((mu_q - mu_p) * torch.exp(-0.5 * logvar_p))**2 - 1)
     return sum_except_batch(kl)
+
+# %% ../nbs/00_foundations/00_distributions.ipynb #bafe0325
+def _log_diff_ndtr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    "log(Phi(b) - Phi(a)) for a < b, accurate in both tails."
+    flip = a > 0
+    a, b = torch.where(flip, -b, a), torch.where(flip, -a, b)
+    la, lb = torch.special.log_ndtr(a), torch.special.log_ndtr(b)
+    return lb + torch.log1p(-torch.exp((la - lb).clamp(max=-1e-12)))
+
+def discretized_gaussian_log_prob(x: torch.Tensor,  # 8-bit images k/255 in [0, 1], (B, ...)
+                                  mu: torch.Tensor,  # mean (broadcastable to x)
+                                  logvar: torch.Tensor,  # log-variance (broadcastable to x)
+                                  levels: int = 256,  # number of levels of the data
+                                 ) -> torch.Tensor:
+    "log P(x) of a Gaussian discretised to `levels` bins on [0, 1], the end bins taking the tails; (B,) nats."
+    half = 0.5 / (levels - 1)
+    inv_sd = torch.exp(-0.5 * logvar)
+    lo = (x - half - mu) * inv_sd
+    hi = (x + half - mu) * inv_sd
+    big = torch.full_like(lo, 1e4)
+    lo = torch.where(x < half, -big, lo)            # k = 0: all the mass below the first bin's top
+    hi = torch.where(x > 1 - half, big, hi)         # k = levels - 1: all the mass above the last bin's bottom
+    return sum_except_batch(_log_diff_ndtr(lo, hi))
 
 # %% ../nbs/00_foundations/00_distributions.ipynb #08aa9872
 def laplace_log_prob(x: torch.Tensor, # observations (B, ...)

@@ -19,7 +19,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.metrics import mutual_info_score, balanced_accuracy_score
 from sklearn.preprocessing import StandardScaler
-from .distributions import log_mean_exp, sum_except_batch, gaussian_log_prob
+from .distributions import log_mean_exp, sum_except_batch, gaussian_log_prob, discretized_gaussian_log_prob
 
 # %% ../nbs/00_foundations/04_metrics.ipynb #05597a45
 def iw_log_likelihood(log_w: torch.Tensor, # log importance weights log p(x,z_k) - log q(z_k|x), shape (K, B)
@@ -56,27 +56,33 @@ def dequantize(x: torch.Tensor,  # 8-bit images stored as k/255 in [0, 1]
     v = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return (k + v) / 256
 
-def bits_per_dim(nll: torch.Tensor | float,  # -log p(u) of dequantised images, nats per image (a density on [0, 1]^D)
+def bits_per_dim(nll: torch.Tensor | float,  # nats per image: -log p(u) of a density on [0, 1]^D, or a discrete NLL
                  n_dims: int,                # D, values per image (C * H * W)
+                 discrete: bool = False,     # True: `nll` is already a discrete NLL (a discretised likelihood)
                 ):
-    "Upper bound on the discrete NLL in bits per dimension: (-log p(u) + D log 256) / (D log 2)."
-    return (nll + n_dims * math.log(256)) / (n_dims * math.log(2))
+    "Bits per dimension: (-log p(u) + D log 256) / (D log 2) for a dequantised density, -log P(x) / (D log 2) if discrete."
+    return (nll + (0 if discrete else n_dims * math.log(256))) / (n_dims * math.log(2))
 
 # %% ../nbs/00_foundations/04_metrics.ipynb #aba82dee
 class PixelGaussian:
     "An independent Gaussian per pixel, fitted by maximum likelihood: the trivial density of an image data set."
-    def __init__(self, x: torch.Tensor,  # dequantised training images (N, *x_shape)
+    def __init__(self, x: torch.Tensor,  # training images (N, *x_shape): dequantised, or 8-bit (k/255) if `discrete`
+                 discrete: bool = False,  # score 8-bit images with the discretised Gaussian instead of a density
                 ):
         x = x.double()
+        self.discrete = discrete
         self.mu = x.mean(0)
-        self.logvar = x.var(0, unbiased=False).clamp_min(1e-12).log()
-    def nll(self, u: torch.Tensor,  # dequantised images (B, *x_shape)
+        floor = 1 / (12 * 255 ** 2) if discrete else 1e-12  # discrete: at least a bin's uniform variance
+        self.logvar = x.var(0, unbiased=False).clamp_min(floor).log()
+    def nll(self, x: torch.Tensor,  # images (B, *x_shape): dequantised, or 8-bit if `discrete`
            ) -> torch.Tensor:
-        "-log p(u), (B,) nats."
-        return -gaussian_log_prob(u.double(), self.mu.to(u.device), self.logvar.to(u.device)).float()
-    def bits_per_dim(self, u: torch.Tensor) -> torch.Tensor:
-        "Bits per dimension of dequantised images, (B,)."
-        return bits_per_dim(self.nll(u), self.mu.numel())
+        "-log p(u) (a density) or -log P(x) (discrete), (B,) nats."
+        mu, lv = self.mu.to(x.device), self.logvar.to(x.device)
+        if self.discrete: return -discretized_gaussian_log_prob(x.double(), mu, lv).float()
+        return -gaussian_log_prob(x.double(), mu, lv).float()
+    def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
+        "Bits per dimension, (B,)."
+        return bits_per_dim(self.nll(x), self.mu.numel(), discrete=self.discrete)
 
 # %% ../nbs/00_foundations/04_metrics.ipynb #f29837ce
 def recon_error(x: torch.Tensor, # images (B, ...)

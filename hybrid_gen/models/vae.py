@@ -9,17 +9,17 @@ import torch
 import torch.nn as nn
 from fastcore.basics import patch
 from ..distributions import gaussian_sample, gaussian_log_prob, kl_std_normal, log_mean_exp
-from ..distributions import bernoulli_log_prob, laplace_log_prob
+from ..distributions import bernoulli_log_prob, laplace_log_prob, discretized_gaussian_log_prob
 from .core import Model, evaluation, image_encoder, image_decoder, split_gaussian
 
 # %% auto #0
 __all__ = ['LIKELIHOODS', 'VAE', 'latent_explorer']
 
 # %% ../../nbs/10_models/00_vae.ipynb #d81eb1c6
-LIKELIHOODS = ('bernoulli', 'gaussian', 'laplace')
+LIKELIHOODS = ('bernoulli', 'gaussian', 'laplace', 'discretized')
 
 class VAE(Model):
-    "VAE / β-VAE: diagonal Gaussian q(z|x), N(0, I) prior, Bernoulli, Gaussian or Laplace p(x|z)."
+    "VAE / β-VAE: diagonal Gaussian q(z|x), N(0, I) prior, Bernoulli, Gaussian, Laplace or discretised-Gaussian p(x|z)."
     batch_spec = {'x': 'images'}
     networks = ('encoder', 'decoder')
 
@@ -28,13 +28,13 @@ class VAE(Model):
                  z_dim: int=16, # latent dimensions
                  *,
                  beta: float=1.0, # weight of the KL term in the training loss (β-VAE); 1 = the ELBO
-                 likelihood: str='bernoulli', # 'bernoulli' | 'gaussian' | 'laplace'
+                 likelihood: str='bernoulli', # 'bernoulli' | 'gaussian' | 'laplace' | 'discretized' (8-bit data)
                  encoder: nn.Module|None=None, # images (B, *x_shape) in [0, 1] -> (B, 2 z_dim): [mean, log-variance]
                  decoder: nn.Module|None=None, # codes (B, z_dim) -> raw (B, *x_shape): logits or pre-activation means
                  arch: str='conv', # default networks: 'conv' (DCGAN-style) | 'pg' (PGGAN blocks) | 'mlp'
                  hidden: tuple=(512, 256), # hidden widths of the 'mlp' encoder (the decoder mirrors them); () = linear
                  base_ch: int=32, # channels of the first 'conv'/'pg' layer (they double as the resolution halves)
-                 x_scale: float|None=None, # decoder std (gaussian) or scale (laplace); None: learn one scalar
+                 x_scale: float|None=None, # decoder std (gaussian, discretized) or scale (laplace); None: learn a scalar
                  mean_act: str|None='sigmoid', # gaussian/laplace mean: 'sigmoid' or None (identity, clamped in decode)
                 ):
         super().__init__()
@@ -60,17 +60,18 @@ class VAE(Model):
         return split_gaussian(self.encoder(x), dim=-1)
 
     def p_x(self, z): # z: (B, z_dim)
-        "Decoder p(x|z): logits (bernoulli), (mean, logvar) (gaussian) or (mean, scale) (laplace)."
+        "Decoder p(x|z): logits (bernoulli), (mean, logvar) (gaussian, discretized) or (mean, scale) (laplace)."
         out = self.decoder(z)
         if self.likelihood == 'bernoulli': return out
         mean = torch.sigmoid(out) if self.mean_act == 'sigmoid' else out
         ls = self.log_x_scale.clamp(min=-7.)  # s >= 1e-3: a learned scale cannot collapse to zero
-        return (mean, 2 * ls) if self.likelihood == 'gaussian' else (mean, ls.exp())
+        return (mean, ls.exp()) if self.likelihood == 'laplace' else (mean, 2 * ls)
 
     def log_px(self, x, params): # x: (B, *x_shape); params: output of `p_x`
         "log p(x|z) per example, (B,) nats."
         if self.likelihood == 'bernoulli': return bernoulli_log_prob(x, params)
         if self.likelihood == 'gaussian': return gaussian_log_prob(x, *params)
+        if self.likelihood == 'discretized': return discretized_gaussian_log_prob(x, *params)
         return laplace_log_prob(x, *params)
 
 # %% ../../nbs/10_models/00_vae.ipynb #d9f6596d
