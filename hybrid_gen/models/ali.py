@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.utils.parametrizations import weight_norm
+from torch.nn.utils.parametrizations import weight_norm, spectral_norm
 from fastcore.basics import patch
 from ..distributions import gaussian_sample
 from ..data.core import to_signed, from_signed
@@ -17,7 +17,7 @@ from .core import (Model, evaluation, split_gaussian, gan_disc_loss, gan_gen_los
                                     LOGVAR_RANGE)
 
 # %% auto #0
-__all__ = ['JointCritic', 'ALI', 'HALI']
+__all__ = ['CRITIC_NORMS', 'JointCritic', 'ALI', 'HALI']
 
 # %% ../../nbs/10_models/40_ali.ipynb #517ceab5
 def _lrelu():
@@ -76,13 +76,22 @@ class _NoiseDrop(nn.Module):
         if self.training and self.std > 0: x = x + self.std * torch.randn_like(x)
         return F.dropout(x, self.p, self.training)
 
-def _wconv(i, o, k, s, p):
-    "Weight-normalised convolution, leaky ReLU, dropout."
-    return nn.Sequential(weight_norm(nn.Conv2d(i, o, k, s, 1)), _lrelu(), nn.Dropout(p))
+CRITIC_NORMS = ('weight', 'spectral', 'none')
 
-def _wlin(i, o, p):
-    "Weight-normalised linear layer, leaky ReLU, dropout."
-    return nn.Sequential(weight_norm(nn.Linear(i, o)), _lrelu(), nn.Dropout(p))
+def _normed(layer, norm):
+    "The layer under the critic's normalisation: 'weight' (the paper's), 'spectral' (a stabiliser) or 'none'."
+    if norm not in CRITIC_NORMS: raise ValueError(f"critic norm must be one of {CRITIC_NORMS}, got {norm!r}")
+    if norm == 'weight': return weight_norm(layer)
+    if norm == 'spectral': return spectral_norm(layer)
+    return layer
+
+def _wconv(i, o, k, s, p, norm='weight'):
+    "Normalised convolution, leaky ReLU, dropout."
+    return nn.Sequential(_normed(nn.Conv2d(i, o, k, s, 1), norm), _lrelu(), nn.Dropout(p))
+
+def _wlin(i, o, p, norm='weight'):
+    "Normalised linear layer, leaky ReLU, dropout."
+    return nn.Sequential(_normed(nn.Linear(i, o), norm), _lrelu(), nn.Dropout(p))
 
 class JointCritic(nn.Module):
     "Discriminator D(x, [z1,] z) -> logit: an x branch, z1 joined along channels, a z branch, joined by an MLP."
@@ -92,22 +101,29 @@ class JointCritic(nn.Module):
                  *, base_ch=16, # width: channels of the first conv layer
                  hidden=256,    # width of the z branch and the joint layers
                  noise_std=0.2, # std of the Gaussian noise added to every input in training
-                 dropout=0.2):  # dropout on the inputs and after each layer
+                 dropout=0.2,   # dropout on the inputs and after each layer
+                 norm='weight', # layer normalisation: 'weight' (the paper's), 'spectral' or 'none'
+                 mbstd=False):  # add a minibatch-standard-deviation channel to the x features (a stabiliser)
         super().__init__()
+        self.mbstd = mbstd
+        d, nm = dropout, norm
         C, P, b = x_shape[0], _side(x_shape, 'JointCritic'), base_ch
         self.x_in, self.z_in = _NoiseDrop(noise_std, dropout), _NoiseDrop(noise_std, dropout)
-        self.x_net = nn.Sequential(PadTo(P), _wconv(C, b, 4, 2, dropout),
-                                   _wconv(b, 2 * b, 4, 2, dropout))  # (2b, P/4, P/4)
+        self.x_net = nn.Sequential(PadTo(P), _wconv(C, b, 4, 2, d, nm),
+                                   _wconv(b, 2 * b, 4, 2, d, nm))  # (2b, P/4, P/4)
         self.z1_in = _NoiseDrop(noise_std, dropout) if z1_ch else None
-        self.xz1_net = nn.Sequential(_wconv(2 * b + (z1_ch or 0), 4 * b, 3, 1, dropout),
-                                     _wconv(4 * b, 4 * b, 4, 2, dropout), nn.Flatten())  # (4b (P/8)^2,)
-        self.z_net = nn.Sequential(_wlin(z_dim, hidden, dropout), _wlin(hidden, hidden, dropout))
-        self.joint = _wlin(4 * b * (P // 8) ** 2 + hidden, hidden, dropout)
-        self.out = nn.Linear(hidden, 1)
+        self.xz1_net = nn.Sequential(_wconv(2 * b + (z1_ch or 0) + int(mbstd), 4 * b, 3, 1, d, nm),
+                                     _wconv(4 * b, 4 * b, 4, 2, d, nm), nn.Flatten())  # (4b (P/8)^2,)
+        self.z_net = nn.Sequential(_wlin(z_dim, hidden, d, nm), _wlin(hidden, hidden, d, nm))
+        self.joint = _wlin(4 * b * (P // 8) ** 2 + hidden, hidden, d, nm)
+        self.out = _normed(nn.Linear(hidden, 1), 'spectral' if norm == 'spectral' else 'none')
 
     def features(self, x, *zs): # x in [-1, 1]; zs = (z,) for ALI, (z1, z2) for HALI
         "Penultimate-layer embedding of the joint input (the paper's eq 8 embedding)."
         h = self.x_net(self.x_in(x))
+        if self.mbstd:  # one more channel: the features' std across the batch, averaged (the same for every image)
+            s = h.std(0, unbiased=False).mean() if len(h) > 1 else h.new_zeros(())
+            h = torch.cat([h, s.expand(len(h), 1, *h.shape[2:])], 1)
         if self.z1_in is not None: h = torch.cat([h, self.z1_in(zs[0])], 1)
         return self.joint(torch.cat([self.xz1_net(h), self.z_net(self.z_in(zs[-1]))], 1))
 
@@ -120,8 +136,11 @@ class _AdversarialInference(Model):
     "Shared game of ALI and HALI: encoder joint vs decoder joint, one critic, optional classifier q(y|z_l)."
     code_names = ()  # names of the codes, in the critic's order: ('z',) or ('z1', 'z2')
 
-    def _setup_common(self, n_classes, clf_dim, clf_hidden, clf_weight, adversarial, enc_noise):
+    def _setup_common(self, n_classes, clf_dim, clf_hidden, clf_weight, adversarial, enc_noise,
+                      r1=0., simultaneous=False, out_bias=0.):
         "Classifier, batch spec and the shared settings (called at the end of the constructor)."
+        if r1 < 0: raise ValueError(f"{type(self).__name__}: r1 (the gradient-penalty weight) must be >= 0, got {r1}")
+        self.r1, self.simultaneous, self.out_bias = float(r1), bool(simultaneous), float(out_bias)
         if not adversarial and n_classes is None:
             raise ValueError(f"{type(self).__name__}(adversarial=False) trains only the classifier: give n_classes")
         self.n_classes, self.clf_weight, self.adversarial = n_classes, clf_weight, adversarial
@@ -219,7 +238,13 @@ class ALI(_AdversarialInference):
                  n_classes=None,    # add a classifier q(y|z) with this many classes (semi-supervised)
                  clf_hidden=0,      # hidden width of the classifier (0: softmax regression)
                  clf_weight=1.0,    # weight of the cross-entropy in the generator's cost
-                 adversarial=True): # False: only the classifier's cross-entropy (supervised-only baseline)
+                 adversarial=True,  # False: only the classifier's cross-entropy (supervised-only baseline)
+                 # stabilisers (all off by default: the paper's recipe)
+                 r1=0.,             # weight g of the R1 penalty g/2 E||grad D||^2 on encoder (real) pairs
+                 simultaneous=False, # True: both players' updates from one pass (ALI's code); False: alternate
+                 critic_norm='weight', # default critic's layers: 'weight' (paper), 'spectral' or 'none'
+                 mbstd=False,       # default critic: a minibatch-standard-deviation feature
+                 out_bias=0.):      # added to the decoder's pre-tanh output (atanh(2 m - 1): the data's mean m)
         super().__init__()
         self.x_shape, self.z_dim, self.clf_level = tuple(x_shape), z_dim, 1
         C, S, P, b = x_shape[0], x_shape[-1], _side(x_shape, 'ALI'), base_ch
@@ -228,8 +253,9 @@ class ALI(_AdversarialInference):
         self.decoder = decoder if decoder is not None else nn.Sequential(
             _UpVec(z_dim, b, P // 4), _up_x(4 * b, b, C), CropTo(S))
         self.critic = critic if critic is not None else JointCritic(
-            x_shape, z_dim, None, base_ch=b, hidden=hidden, noise_std=noise_std, dropout=dropout)
-        self._setup_common(n_classes, z_dim, clf_hidden, clf_weight, adversarial, enc_noise)
+            x_shape, z_dim, None, base_ch=b, hidden=hidden, noise_std=noise_std, dropout=dropout,
+            norm=critic_norm, mbstd=mbstd)
+        self._setup_common(n_classes, z_dim, clf_hidden, clf_weight, adversarial, enc_noise, r1, simultaneous, out_bias)
 
 # %% ../../nbs/10_models/40_ali.ipynb #f86c62d6
 @patch
@@ -240,7 +266,7 @@ def _q_z(self: ALI, xm): # images in [-1, 1]
 @patch
 def _p_x(self: ALI, z):
     "Decoder kernel p(x|z): its mean image, in [-1, 1]."
-    return torch.tanh(self.decoder(z))
+    return torch.tanh(self.decoder(z) + self.out_bias)
 
 @patch
 def _enc_joint(self: ALI, xm): # images in [-1, 1]
@@ -284,6 +310,13 @@ def _parts(self: _AdversarialInference, batch):
     return batch['unlabelled'], batch['labelled']
 
 @patch
+def _r1_penalty(self: _AdversarialInference, q):
+    "R1: (r1 / 2) E ||grad_(x, z) D(x, z)||^2 at detached encoder (real) pairs q; differentiable in the critic."
+    inp = [t.detach().requires_grad_(True) for t in q]
+    grads = torch.autograd.grad(self.critic(*inp).sum(), inp, create_graph=True)
+    return 0.5 * self.r1 * sum(g.pow(2).flatten(1).sum(1) for g in grads).mean()
+
+@patch
 def _game(self: _AdversarialInference, batch, opt=None):
     "The losses from one encoder/decoder pass; with `opt`, step the critic, then the generator on a fresh critic pass."
     unl, lab = self._parts(batch)
@@ -291,16 +324,28 @@ def _game(self: _AdversarialInference, batch, opt=None):
     if unl is not None:
         q = self._enc_joint(self.to_model_range(unl['x']))
         p = self._dec_joint(unl['x'].shape[0])
-        out['loss_d'] = gan_disc_loss(self.critic(*[t.detach() for t in q]), self.critic(*[t.detach() for t in p]))
-        if opt is not None: opt.step('disc', out['loss_d'])
-        lq, lp = self.critic(*q), self.critic(*p)  # fresh pass: the critic's new weights, the generator's graph intact
+        if self.simultaneous:  # one critic pass gives both losses (the critic's backward stops at its own weights)
+            lq, lp = self.critic(*q), self.critic(*p)
+            out['loss_d'] = gan_disc_loss(lq, lp)
+        else:
+            out['loss_d'] = gan_disc_loss(self.critic(*[t.detach() for t in q]),
+                                          self.critic(*[t.detach() for t in p]))
+        loss_d = out['loss_d']
+        if self.r1:
+            out['r1'] = self._r1_penalty(q)
+            loss_d = loss_d + out['r1']
+        if opt is not None and not self.simultaneous: opt.step('disc', loss_d)
+        if not self.simultaneous:  # fresh pass: the critic's new weights, the generator's graph intact
+            lq, lp = self.critic(*q), self.critic(*p)
         out['loss_g'] = gan_gen_loss(lp) + gan_gen_loss(-lq)
         out['d_enc'], out['d_dec'] = torch.sigmoid(lq).mean().detach(), torch.sigmoid(lp).mean().detach()
         loss_gen = out['loss_g']
     if lab is not None:
         out['ce'] = F.cross_entropy(self._classify_logits(self.to_model_range(lab['x'])), lab['y'])
         loss_gen = loss_gen + self.clf_weight * out['ce']
-    if opt is not None: opt.step('gen', loss_gen)
+    if opt is None: return out
+    if unl is not None and self.simultaneous: opt.step_all({'disc': loss_d, 'gen': loss_gen})
+    else: opt.step('gen', loss_gen)
     return out
 
 @patch
@@ -336,7 +381,13 @@ class HALI(_AdversarialInference):
                  clf_level=2,       # which encoder level the classifier reads (1: z1, 2: z2)
                  clf_hidden=0,      # hidden width of the classifier (0: softmax regression)
                  clf_weight=1.0,    # weight of the cross-entropy in the generator's cost
-                 adversarial=True): # False: only the classifier's cross-entropy (supervised-only baseline)
+                 adversarial=True,  # False: only the classifier's cross-entropy (supervised-only baseline)
+                 # stabilisers (all off by default: the paper's recipe)
+                 r1=0.,             # weight g of the R1 penalty g/2 E||grad D||^2 on encoder (real) pairs
+                 simultaneous=False, # True: both players' updates from one pass (ALI's code); False: alternate
+                 critic_norm='weight', # default critic's layers: 'weight' (paper), 'spectral' or 'none'
+                 mbstd=False,       # default critic: a minibatch-standard-deviation feature
+                 out_bias=0.):      # added to the decoder's pre-tanh output (atanh(2 m - 1): the data's mean m)
         super().__init__()
         if clf_level not in (1, 2): raise ValueError(f"HALI: clf_level must be 1 (z1) or 2 (z2), got {clf_level}")
         C, S, P, b = x_shape[0], x_shape[-1], _side(x_shape, 'HALI'), base_ch
@@ -350,9 +401,10 @@ class HALI(_AdversarialInference):
             _UpVec(z2_dim, b, P // 4), nn.Conv2d(4 * b, 2 * z1_ch, 1))
         self.decoder0 = decoder0 if decoder0 is not None else nn.Sequential(_up_x(z1_ch, b, C), CropTo(S))
         self.critic = critic if critic is not None else JointCritic(
-            x_shape, z2_dim, z1_ch, base_ch=b, hidden=hidden, noise_std=noise_std, dropout=dropout)
+            x_shape, z2_dim, z1_ch, base_ch=b, hidden=hidden, noise_std=noise_std, dropout=dropout,
+            norm=critic_norm, mbstd=mbstd)
         self._setup_common(n_classes, math.prod(self.z1_shape) if clf_level == 1 else z2_dim,
-                           clf_hidden, clf_weight, adversarial, enc_noise)
+                           clf_hidden, clf_weight, adversarial, enc_noise, r1, simultaneous, out_bias)
 
 # %% ../../nbs/10_models/40_ali.ipynb #b0bdee72
 @patch
@@ -373,7 +425,7 @@ def _p_z1(self: HALI, z2):
 @patch
 def _p_x(self: HALI, z1):
     "Decoder kernel p(x|z1): its mean image, in [-1, 1]."
-    return torch.tanh(self.decoder0(z1))
+    return torch.tanh(self.decoder0(z1) + self.out_bias)
 
 @patch
 def _enc_joint(self: HALI, xm): # images in [-1, 1]
