@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from .core import TensorData
 
 # %% auto #0
-__all__ = ['LANDMARK_NAMES', 'IDENTITY_PARAM_NAMES', 'FACE_FACTOR_NAMES', 'identity_params', 'sample_face_factors',
-           'face_landmarks', 'render_faces', 'cartoon_faces']
+__all__ = ['LANDMARK_NAMES', 'IDENTITY_PARAM_NAMES', 'FACE_FACTOR_NAMES', 'WIDE_GEOMETRY', 'identity_params',
+           'sample_face_factors', 'face_landmarks', 'render_faces', 'cartoon_faces']
 
 # %% ../../nbs/00_foundations/01b_data_faces.ipynb #5826350a
 LANDMARK_NAMES = ('eye_l', 'eye_r', 'nose', 'mouth_l', 'mouth_r')  # image-left first (as CelebA's lefteye/righteye)
@@ -57,6 +57,10 @@ def sample_face_factors(n:int, # number of images
     return torch.stack([u(*yaw_range), u(*roll_range), u(*scale_range), u(-shift, shift), u(-shift, shift),
                         smile, mouth_open, u(-0.8, 0.8), u(-0.8, 0.5)], 1)
 
+WIDE_GEOMETRY = dict(yaw_range=(-45., 45.), roll_range=(-35., 35.), scale_range=(0.7, 1.3), shift=0.15)
+# ^ cartoon_faces(..., **WIDE_GEOMETRY): more pose, roll, scale and shift, so the landmarks carry more of the image
+
+
 # %% ../../nbs/00_foundations/01b_data_faces.ipynb #c207afec
 _A = 0.25    # face half-width at scale 1, in units of the image size
 _Z = dict(eye=0.75, nose=1.15, mouth=0.85)   # depths of the features in front of the head's vertical axis
@@ -97,6 +101,11 @@ def _paint(img, mask, colour):
     col = colour[:, :, None, None] if colour.ndim == 2 else colour
     return torch.where(mask[:, None], col, img)
 
+def _shirt(ip):
+    "Shoulder colour (B, 3) of an identity (a hash of its parameters: no pose in it)."
+    hs = ip[:, 13] * 97 + ip[:, 15] * 53 + ip[:, 16] * 31
+    return torch.stack([0.25 + 0.5 * torch.sin(hs) ** 2, 0.3 * ip[:, 0], 0.45 + 0.2 * torch.cos(hs * 0.6)], 1).clamp(0, 1)
+
 def _render_hi(ip, fp, R):
     "Render a chunk at resolution R (supersampled); returns (B, 3, R, R)."
     B = len(ip); col = lambda t: t[:, None, None]
@@ -115,11 +124,12 @@ def _render_hi(ip, fp, R):
     def shade(nx, ny, amb=0.55):
         nz = (1 - nx ** 2 - ny ** 2).clamp_min(0).sqrt()
         return amb + (1 - amb) * ((nx * lx + ny * ly + nz) / ln).clamp_min(0)
-    # background: a vertical gradient in a muted random colour (derived from the factors, deterministic)
-    bg0 = torch.stack([0.35 + 0.3 * torch.sin(fp[:, 3] * 40 + k) ** 2 for k in range(3)], 1)
+    # background: a vertical gradient in a muted colour of the identity (a hash of its parameters: no pose in it)
+    hb = ip[:, 3:9].sum(1) * 23 + ip[:, 12] * 71
+    bg0 = torch.stack([0.35 + 0.3 * torch.sin(hb + k) ** 2 for k in range(3)], 1)
     img = bg0[:, :, None, None] * (0.75 + 0.35 * V)[None, None]
     # shoulders and neck
-    img = _paint(img, _ellipse(x, y, 0, fh * 2.05, fw * 1.9, fh * 0.9), torch.stack([0.25 + 0.5 * torch.sin(fp[:, 4] * 50) ** 2, 0.3 * ip[:, 0], 0.45 + 0.2 * torch.cos(fp[:, 4] * 30)], 1).clamp(0, 1))
+    img = _paint(img, _ellipse(x, y, 0, fh * 2.05, fw * 1.9, fh * 0.9), _shirt(ip))
     img = _paint(img, (x.abs() < fw * 0.42) & (y > 0) & (y < fh * 1.45), skin * 0.78)
     # hair behind the head
     vol, long_h = col(ip[:, 10]), col(ip[:, 11])
