@@ -12,7 +12,7 @@ from .core import TensorData
 
 # %% auto #0
 __all__ = ['LANDMARK_NAMES', 'IDENTITY_PARAM_NAMES', 'FACE_FACTOR_NAMES', 'WIDE_GEOMETRY', 'identity_params',
-           'sample_face_factors', 'face_landmarks', 'render_faces', 'cartoon_faces']
+           'sample_face_factors', 'face_landmarks', 'render_faces', 'cartoon_faces', 'landmark_variance_share']
 
 # %% ../../nbs/00_foundations/01b_data_faces.ipynb #5826350a
 LANDMARK_NAMES = ('eye_l', 'eye_r', 'nose', 'mouth_l', 'mouth_r')  # image-left first (as CelebA's lefteye/righteye)
@@ -234,3 +234,23 @@ def cartoon_faces(n:int, # number of images
     h = face_landmarks(ip, fp)
     iod = (h[:, 2:4] - h[:, 0:2]).norm(dim=1)
     return TensorData(x=render_faces(ip, fp, size), h=h, iod=iod, identity=identity, factors=fp)
+
+# %% ../../nbs/00_foundations/01b_data_faces.ipynb #0af1e828
+_GEO_IP, _GEO_FP = [0, 1, 12, 13, 15, 16, 17], [0, 1, 2, 3, 4, 5, 6]   # the columns face_landmarks reads
+
+def landmark_variance_share(G:int=40, # settings of the landmark-driving factors
+                            R:int=5, # settings of the other factors per landmark setting
+                            size:int=16, # image side
+                            seed:int=0, # seed of the draws
+                            **geometry, # ranges for sample_face_factors (e.g. **WIDE_GEOMETRY)
+                           ) -> float: # 1 - E[Var(x | landmark factors)] / Var(x), pixels summed
+    "Share of the pixel variance of cartoon faces explained by the factors that move the five landmarks."
+    g = torch.Generator().manual_seed(seed)
+    ip_geo = identity_params(torch.arange(G), seed=seed + 1)
+    ip, fp_geo = identity_params(torch.arange(G * R) + 10_000, seed=seed + 1), sample_face_factors(G, g, **geometry)
+    fp = sample_face_factors(G * R, g, **geometry)
+    ip[:, _GEO_IP] = ip_geo.repeat_interleave(R, 0)[:, _GEO_IP]
+    fp[:, _GEO_FP] = fp_geo.repeat_interleave(R, 0)[:, _GEO_FP]
+    x = render_faces(ip, fp, size).flatten(1).view(G, R, -1)
+    within = x.var(1).mean(0).sum()   # unbiased within each group of R
+    return 1 - (within / x.flatten(0, 1).var(0).sum()).item()
