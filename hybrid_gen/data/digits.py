@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from .core import TensorData
 
 # %% auto #0
-__all__ = ['FACTOR_NAMES', 'N_BASE', 'N_BASE_TRAIN', 'REFERENCE_STYLE', 'digits8', 'upsample_digits', 'visible_colour', 'dilate',
-           'rescale', 'sample_styles', 'render_digits', 'style_images', 'styled_digits', 'reference_digits',
-           'unlabelled_style_pairs', 'digits32']
+__all__ = ['FACTOR_NAMES', 'N_BASE', 'N_BASE_TRAIN', 'REFERENCE_STYLE', 'EDGE_RES', 'digits8', 'upsample_digits',
+           'visible_colour', 'dilate', 'rescale', 'sample_styles', 'render_digits', 'style_images', 'styled_digits',
+           'reference_digits', 'unlabelled_style_pairs', 'inner_boundary', 'render_edge_digits', 'digits32']
 
 # %% ../../nbs/00_foundations/01a_data_digits.ipynb #6b62892e
 FACTOR_NAMES = ('R', 'G', 'B', 'scale', 'width')  # columns of `factors`
@@ -189,17 +189,28 @@ def styled_digits(n:int=None, # number of images (None: one per base digit of th
                   *, split:str='train', # base pool: 'train' (1437 digits), 'test' (360) or 'all'
                   size:int=32, # 32 or 64
                   augment:bool=None, # random rotation/shift of the base digit (None: only for copies beyond the pool)
-                  width_range:tuple=(1, 4), # dilation kernel sizes at 32x32 (inclusive)
+                  width_range:tuple=None, # dilation kernel sizes, inclusive (None: (1, 4) at 32 px filled, (1, 10) edges)
                   scale_range:tuple=(0.5, 1.0), # down-scaling factors
                   max_rot:float=12., # augmentation: max rotation in degrees
                   max_shift:float=2., # augmentation: max shift in pixels at 32x32
+                  style:str='filled', # 'filled' strokes, or 'edges': Appendix C.1 (see `render_edge_digits`)
                  ) -> TensorData:
     "Rb-VAE styled digits: TensorData(x (N,3,S,S), y, factors (N,5)=R,G,B,scale,width, base)."
     _check_size(size)
     g = _gen(seed, 1)
     base, pose = _draw_bases(_split_idx(split), n, g, augment, max_rot, max_shift)
-    f = sample_styles(len(base), g, width_range, scale_range)
-    return TensorData(x=render_digits(base, f, size, pose), y=_base8()[1][base].clone(), factors=f, base=base)
+    f = sample_styles(len(base), g, _width_range(width_range, style), scale_range)
+    return TensorData(x=_render(base, f, size, pose, style), y=_base8()[1][base].clone(), factors=f, base=base)
+
+def _width_range(width_range, style):
+    if width_range is not None: return width_range
+    return (1, 10) if style == 'edges' else (1, 4)
+
+def _render(base, f, size, pose, style):
+    "The renderer of `style`: 'filled' (`render_digits`) or 'edges' (`render_edge_digits`, Appendix C.1)."
+    if style == 'filled': return render_digits(base, f, size, pose)
+    if style == 'edges': return render_edge_digits(base, f, size, pose)
+    raise ValueError(f"digits: style must be 'filled' or 'edges', got {style!r}")
 
 # %% ../../nbs/00_foundations/01a_data_digits.ipynb #3518d6df
 REFERENCE_STYLE = (1/3, 1/3, 1/3, 1.0, 1.0)  # the original style: white strokes, full size, no dilation
@@ -216,13 +227,14 @@ def reference_digits(n:int=None, # number of images (None: one per base digit of
                      augment:bool=None, # rotation/shift augmentation (None: only beyond the pool)
                      disjoint:bool=True, # use only the reference half of the pool (disjoint from the unlabelled half)
                      max_rot:float=12., max_shift:float=2.,
+                     style:str='filled', # 'filled' strokes, or 'edges' (Appendix C.1)
                     ) -> TensorData:
     "Rb-VAE reference set: digits in the original style. TensorData(x (N,3,S,S), y, factors, base)."
     _check_size(size)
     pool = _halves(split)[0] if disjoint else _split_idx(split)
     base, pose = _draw_bases(pool, n, _gen(seed, 2), augment, max_rot, max_shift)
     f = torch.tensor(REFERENCE_STYLE).expand(len(base), 5).clone()
-    return TensorData(x=render_digits(base, f, size, pose), y=_base8()[1][base].clone(), factors=f, base=base)
+    return TensorData(x=_render(base, f, size, pose, style), y=_base8()[1][base].clone(), factors=f, base=base)
 
 def unlabelled_style_pairs(n:int=None, # number of images, even (None: two per base digit of the unlabelled half)
                            seed:int=0, # random seed (styles, order, augmentation)
@@ -230,7 +242,8 @@ def unlabelled_style_pairs(n:int=None, # number of images, even (None: two per b
                            size:int=32, # 32 or 64
                            augment:bool=None, # rotation/shift augmentation (None: only beyond the pool)
                            disjoint:bool=True, # use only the unlabelled half of the pool
-                           width_range:tuple=(1, 4), scale_range:tuple=(0.5, 1.0), max_rot:float=12., max_shift:float=2.,
+                           width_range:tuple=None, scale_range:tuple=(0.5, 1.0), max_rot:float=12., max_shift:float=2.,
+                           style:str='filled', # 'filled' strokes, or 'edges' (Appendix C.1)
                           ) -> TensorData:
     "Rb-VAE unlabelled set: each base digit styled twice. TensorData(x, y, factors, base, pair)."
     _check_size(size)
@@ -239,9 +252,51 @@ def unlabelled_style_pairs(n:int=None, # number of images, even (None: two per b
     g = _gen(seed, 3)
     base, pose = _draw_bases(pool, None if n is None else n // 2, g, augment, max_rot, max_shift)
     base, pose = base.repeat_interleave(2), pose.repeat_interleave(2, 0)
-    f = sample_styles(len(base), g, width_range, scale_range)
-    return TensorData(x=render_digits(base, f, size, pose), y=_base8()[1][base].clone(), factors=f, base=base,
+    f = sample_styles(len(base), g, _width_range(width_range, style), scale_range)
+    return TensorData(x=_render(base, f, size, pose, style), y=_base8()[1][base].clone(), factors=f, base=base,
                       pair=torch.arange(len(base)) // 2)
+
+# %% ../../nbs/00_foundations/01a_data_digits.ipynb #a0a792e4
+EDGE_RES = 64  # Appendix C.1 renders at 64x64
+
+@functools.lru_cache(maxsize=1)
+def _base_64():
+    return upsample_digits(_base8()[0], EDGE_RES)
+
+def inner_boundary(b:torch.Tensor, # (N, 1, H, W) binary images (0/1 floats)
+                  ) -> torch.Tensor: # (N, 1, H, W) the pixels of b with a 3x3 neighbour outside b
+    "Morphological inner boundary: b minus its erosion by a 3x3 square."
+    return b - (-F.max_pool2d(-b, 3, stride=1, padding=1))
+
+def render_edge_digits(base:torch.Tensor, # (N,) indices into the 1797 base digits
+                       factors:torch.Tensor, # (N, 5) = R, G, B (c/||c||_1), scale, width k (pixels at 64x64)
+                       size:int=32, # output side (32 or 64): the 64-px image is average-pooled to it
+                       pose:torch.Tensor=None, # (N, 3) rotation degrees, shift x, y (pixels at 32x32); None: none
+                       chunk:int=1024, # images rendered at once
+                      ) -> torch.Tensor: # (N, 3, size, size) in [0, 1]
+    "Appendix C.1: edges of the 64-px digit, k x k dilation, scale with zero padding, colour c/||c||_1, pooled."
+    _check_size(size)
+    base, factors = torch.as_tensor(base, dtype=torch.long), torch.as_tensor(factors, dtype=torch.float32)
+    if factors.ndim != 2 or factors.shape != (len(base), 5):
+        raise ValueError(f"render_edge_digits: expected factors ({len(base)}, 5) = {FACTOR_NAMES}, "
+                         f"got {tuple(factors.shape)}")
+    src = _base_64()
+    out = torch.empty(len(base), 3, size, size)
+    for a in range(0, len(base), chunk):
+        f = factors[a:a + chunk]
+        g = src[base[a:a + chunk]].clone()
+        if pose is not None:
+            p = torch.as_tensor(pose[a:a + chunk], dtype=torch.float32)
+            m = (p != 0).any(1)
+            if m.any():
+                g[m] = _warp(g[m], _pose_theta(p[m, 0], p[m, 1:] * EDGE_RES / 32, EDGE_RES))
+        e = inner_boundary((g > 0.5).float())
+        e = dilate(e, f[:, 4].round().long())
+        if (f[:, 3] != 1).any():
+            e = rescale(e, f[:, 3])
+        e = e.clamp(0, 1) * f[:, :3, None, None]
+        out[a:a + chunk] = F.avg_pool2d(e, EDGE_RES // size) if size < EDGE_RES else e
+    return out
 
 # %% ../../nbs/00_foundations/01a_data_digits.ipynb #36832426
 def digits32(split:str='train', # 'train' (1437 base digits), 'test' (360) or 'all'
