@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm, spectral_norm
 from fastcore.basics import patch
 from ..distributions import gaussian_sample
-from ..data.core import to_signed, from_signed
 from ..nets import ResBlock
 from .core import (Model, evaluation, split_gaussian, gan_disc_loss, gan_gen_loss, PadTo, CropTo,
                                     LOGVAR_RANGE)
@@ -154,13 +153,7 @@ class _AdversarialInference(Model):
         elif adversarial: self.batch_spec = {'unlabelled': {'x': 'images'}, 'labelled': labelled}
         else: self.batch_spec = labelled
 
-    def to_model_range(self, x):
-        "Images in [0, 1] -> [-1, 1], the range of the tanh decoders and of every network's image input."
-        return to_signed(x)
-
-    def from_model_range(self, x):
-        "[-1, 1] -> [0, 1]."
-        return from_signed(x)
+    signed = True  # the tanh decoders and every network's image input work in [-1, 1] (see `Model.signed`)
 
     def param_groups(self):
         "Two players: 'disc' (the critic) and 'gen' (encoder, decoder and classifier)."
