@@ -19,7 +19,8 @@ def main():
     a = ap.parse_args()
     src = root/'nbs'/'20_experiments'/f'{a.name}.ipynb'
     run = Path('/tmp')/f'{a.name}_run'; shutil.rmtree(run, ignore_errors=True); run.mkdir(parents=True)
-    params = {'preset': a.preset, 'out_dir': str(run), **{k: v for k, v in a.p}}
+    from hybrid_gen.experiments import check_params
+    params = {'preset': a.preset, 'out_dir': str(run), **check_params(a.name, dict(a.p))}  # typed, as the CLI does
     t0 = time.time()
     pm.execute_notebook(str(src), str(run/f'{a.name}.ipynb'), parameters=params, cwd=str(src.parent),
                         kernel_name='python3', progress_bar=False)

@@ -9,7 +9,6 @@ import torch
 import torch.nn as nn
 from fastcore.basics import patch
 from ..distributions import gaussian_sample, gaussian_log_prob, kl_std_normal, laplace_log_prob
-from ..data.core import to_signed, from_signed
 from ..nets import JointDiscriminator
 from .core import Model, evaluation, image_encoder, image_decoder, split_gaussian, gan_disc_loss
 
@@ -42,13 +41,7 @@ class AppendixDModel(Model):
     "Base of the Rb-VAE family and its baselines: networks and Laplace likelihood on [-1, 1], the paper's Adam."
     scale: float = 0.01  # Laplace scale lambda of p(x|.) on the [-1, 1] scale (set by the constructors)
 
-    def to_model_range(self, x):
-        "Images in [0, 1] -> [-1, 1], the range of the networks and of the likelihood."
-        return to_signed(x)
-
-    def from_model_range(self, x):
-        "Images on [-1, 1] -> [0, 1]."
-        return from_signed(x)
+    signed = True  # the networks and the likelihood work on images in [-1, 1] (see `Model.signed`)
 
     def default_optim(self):
         "Every parameter group: Adam, learning rate 1e-4, betas (0.5, 0.99), eps 1e-8 (paper, §5.2)."
