@@ -202,22 +202,25 @@ class JobContext:
 
 # %% ../nbs/00_foundations/07_experiments.ipynb #24700386
 def _write_json(path, obj):
-    with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(to_jsonable(obj), indent=1) + '\n')
+    atomic_write_bytes(path, (json.dumps(to_jsonable(obj), indent=1) + '\n').encode())
 
-def _child(job, cfg, seed, jdir: Path, threads: int):
-    "Body of a job's process: seed, one thread, logs to a file, the record or the error to the job's folder."
+def _run_one(job, cfg, seed, jdir: Path, threads: int):
+    "Run one job as every job runs (`threads` torch threads, seeded) and write its record to the job's folder."
     import torch
     from hybrid_gen.train import seed_everything
+    torch.set_num_threads(threads)
+    seed_everything(seed)
+    t0 = time.time()
+    metrics = job(dict(cfg), seed, JobContext(jdir, seed, dict(cfg)))
+    if not isinstance(metrics, dict): raise TypeError(f"the job function must return a dict, got {type(metrics).__name__}")
+    _write_json(jdir/'record.json', {'metrics': metrics, 'job_seconds': time.time() - t0})
+
+def _child(job, cfg, seed, jdir: Path, threads: int):
+    "Body of a job's process: logs to a file, then `_run_one`; an error goes to the job's folder."
     log = open(jdir/'log.txt', 'a', buffering=1)
     sys.stdout = sys.stderr = log
     code = 0
-    try:
-        torch.set_num_threads(threads)
-        seed_everything(seed)
-        t0 = time.time()
-        metrics = job(dict(cfg), seed, JobContext(jdir, seed, dict(cfg)))
-        if not isinstance(metrics, dict): raise TypeError(f"the job function must return a dict, got {type(metrics).__name__}")
-        _write_json(jdir/'record.json', {'metrics': metrics, 'job_seconds': time.time() - t0})
+    try: _run_one(job, cfg, seed, jdir, threads)
     except BaseException as e:
         (jdir/'error.txt').write_text(''.join(traceback.format_exception(e)))
         code = 130 if isinstance(e, KeyboardInterrupt) else 1
@@ -294,12 +297,7 @@ def run_jobs(job: Callable,        # job(cfg, seed, ctx) -> dict of metrics
         old = torch.get_num_threads()
         try:
             for cfg, seed, jdir in todo:
-                torch.set_num_threads(threads)
-                from hybrid_gen.train import seed_everything
-                seed_everything(seed)
-                s0 = time.time()
-                metrics = job(dict(cfg), seed, JobContext(jdir, seed, dict(cfg)))
-                _write_json(jdir/'record.json', {'metrics': metrics, 'job_seconds': time.time() - s0})
+                _run_one(job, cfg, seed, jdir, threads)
                 report(cfg, seed, jdir)
         finally: torch.set_num_threads(old)
     else:
