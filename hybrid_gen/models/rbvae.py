@@ -198,6 +198,7 @@ class SRbVAE(TwoPlayerMixin, RbVAE):
                  w_adv: float=1.0, # weight of eq 8 (the density-ratio terms)
                  w_rec_x: float=1.0, # weight of the image reconstruction terms of eq 10
                  w_rec_z: float=1.0, # weight of the latent reconstruction terms of eq 10
+                 reuse_samples: bool=True, # Algorithm 1: both players' steps from one set of samples
                 ):
         super().__init__(x_shape, z_dim, e_dim, scale=scale, base_ch=base_ch,
                          z_encoder=z_encoder, e_encoder=e_encoder, decoder=decoder)
@@ -205,6 +206,7 @@ class SRbVAE(TwoPlayerMixin, RbVAE):
         self.critic_xze = critic_xze if critic_xze is not None else pg_critic(x_shape, (z_dim, e_dim), dc, drop)
         self.critic_xz = critic_xz if critic_xz is not None else pg_critic(x_shape, (z_dim,), dc, drop)
         self.w_adv, self.w_rec_x, self.w_rec_z = w_adv, w_rec_x, w_rec_z
+        self.reuse_samples = bool(reuse_samples)
 
 # %% ../../nbs/10_models/20_rbvae.ipynb #9de2766e
 @patch
@@ -254,3 +256,20 @@ def player_losses(self: SRbVAE, batch):
     xu, xr = self.to_model_range(batch['unlabelled']['x']), self.to_model_range(batch['reference']['x'])
     L = self.gen_losses(*self._samples(xu, xr))
     return {'loss_g': self.w_adv * L['adv'] + self.w_rec_x * L['rec_x'] + self.w_rec_z * L['rec_z'], **L}
+
+def _detached(d):
+    "A copy of a dict of tensors cut from the graph."
+    return {k: v.detach() for k, v in d.items()}
+
+@patch
+def train_step(self: SRbVAE, batch, opt):
+    "Algorithm 1: one set of samples; the critics step on it detached, then the players on the same samples."
+    if not self.reuse_samples: return TwoPlayerMixin.train_step(self, batch, opt)
+    xu, xr = self.to_model_range(batch['unlabelled']['x']), self.to_model_range(batch['reference']['x'])
+    q, p = self._samples(xu, xr)
+    loss_d = self.disc_loss(_detached(q), _detached(p))
+    opt.step('disc', loss_d)
+    L = self.gen_losses(q, p)    # the critics are evaluated anew (after their step); the samples are reused
+    loss_g = self.w_adv * L['adv'] + self.w_rec_x * L['rec_x'] + self.w_rec_z * L['rec_z']
+    opt.step('gen', loss_g)
+    return {'loss_d': loss_d.item(), 'loss_g': loss_g.item(), **{k: v.item() for k, v in L.items()}}
