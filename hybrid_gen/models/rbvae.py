@@ -42,6 +42,15 @@ class AppendixDModel(Model):
     scale: float = 0.01  # Laplace scale lambda of p(x|.) on the [-1, 1] scale (set by the constructors)
 
     signed = True  # the networks and the likelihood work on images in [-1, 1] (see `Model.signed`)
+    squeeze: float = 1 / 255  # images map to [-(1 - squeeze), 1 - squeeze]: values the tanh mean can reach
+
+    def to_model_range(self, x: torch.Tensor) -> torch.Tensor:
+        "Images in [0, 1] -> [-(1 - squeeze), 1 - squeeze], the networks' and the likelihood's range."
+        return (x * 2 - 1) * (1 - self.squeeze)
+
+    def from_model_range(self, x: torch.Tensor) -> torch.Tensor:
+        "The inverse of `to_model_range`, clamped to [0, 1] (a tanh mean can step just past the squeezed range)."
+        return ((x / (1 - self.squeeze) + 1) / 2).clamp(0, 1)
 
     def default_optim(self):
         "Every parameter group: Adam, learning rate 1e-4, betas (0.5, 0.99), eps 1e-8 (paper, §5.2)."
