@@ -4,32 +4,89 @@
 
 # %% ../nbs/00_foundations/00a_files.ipynb #58d4b018
 from __future__ import annotations
-import os, tempfile
+import hashlib, os, re, socket, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_path']
+__all__ = ['atomic_temporaries', 'remove_stale', 'atomic_path']
 
 # %% ../nbs/00_foundations/00a_files.ipynb #b047668d
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]  # tells this machine's temporaries apart
+
 def _umask() -> int:
     "The process's umask (read by setting and restoring it)."
     m = os.umask(0o22)
     os.umask(m)
     return m
 
+def _temp_name_re(path: Path) -> re.Pattern:
+    "The names `atomic_path` gives the temporaries of `path`: `.NAME.atomic-PID-HOST-RANDOM.tmp.SUFFIX`."
+    head = re.escape(f'.{path.name}.atomic-')
+    return re.compile(head + r'(\d+)-([0-9a-f]{6})-[a-z0-9_]+' + re.escape(f'.tmp{path.suffix}'))
+
+def atomic_temporaries(path:str|os.PathLike, # the file being written
+                      ) -> list[Path]:
+    "The temporary files of writes to `path` that are running or were killed, sorted by name."
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pat = _temp_name_re(path)
+    with os.scandir(path.parent) as it:
+        return sorted(path.parent / e.name for e in it if pat.fullmatch(e.name))
+
+def _alive(pid: int) -> bool:
+    "Whether process `pid` of this machine still runs (a zombie does not); True where that cannot be told."
+    if pid == os.getpid():
+        return True
+    if os.name != 'posix' or pid <= 0:
+        return True  # (on Windows, os.kill(pid, 0) would end the process)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # PermissionError: another user's process, alive
+    try:
+        state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ('Z', 'X')
+
+def remove_stale(path:str|os.PathLike, # the file being written
+                ) -> list[Path]:
+    "Delete the temporaries of `path` whose writing process (on this machine) is gone; return them."
+    gone = []
+    for t in atomic_temporaries(path):
+        pid, host = _temp_name_re(Path(path)).fullmatch(t.name).groups()
+        if host != _HOST or _alive(int(pid)):
+            continue
+        try:
+            t.unlink()
+            gone.append(t)
+        except FileNotFoundError:
+            pass  # removed meanwhile by another writer
+        except OSError:
+            pass  # not ours to remove (a shared folder): left alone
+    return gone
+
 @contextmanager
 def atomic_path(path:str|os.PathLike, # the file to write (parent folders are created)
                ):
     "Yield a temporary path beside `path`; on success fsync it and move it over `path`, on any error delete it."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp' + path.suffix)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
+    prefix = f'.{path.name}.atomic-{os.getpid()}-{_HOST}-'
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix='.tmp' + path.suffix)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files: give the user's usual permissions
     try:
         yield Path(tmp)
-        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
+        with open(tmp, 'rb+') as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
