@@ -478,6 +478,15 @@ def _read_checkpoint(path: Path) -> dict:
     if not path.is_file(): raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try: ck = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
+        why = str(e).replace('\x1b[1m', '').replace('\x1b[0m', '')  # (torch's message has terminal bold codes)
+        if 'Weights only load failed' in why and 'GLOBAL ' in why:
+            name = why.split('GLOBAL ', 1)[1].split()[0]
+            raise CheckpointError(
+                f"{str(path)!r} holds code that loading with weights_only=True refuses: it names {name}, which "
+                "unpickling would import and call. That refusal protects you: a pickle can run anything your account "
+                "can (delete files, read keys), so weights_only builds only tensors and plain values, which is all a "
+                "hybrid_gen checkpoint holds; this file was not written by save_checkpoint or fit. Only if you trust "
+                "where it came from, read it with torch.load(path, weights_only=False). torch says: " + why) from e
         raise CheckpointError(f"{str(path)!r} is not a readable checkpoint (corrupt or truncated file?): "
                               f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}") from e
     if not isinstance(ck, dict) or ck.get('format') != _FORMAT:
