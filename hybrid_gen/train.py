@@ -14,7 +14,7 @@ import torch.distributed as dist
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 import hybrid_gen
-from .files import atomic_path
+from .files import atomic_path, atomic_temporaries, remove_stale
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'pick_device', 'seed_everything', 'History', 'NonFiniteLossError', 'optimizer_class',
@@ -393,17 +393,19 @@ def _digest(obj, h=None) -> str:
 
 def clean_stale(path,  # a checkpoint file
                 ) -> list[Path]:
-    "Remove the temporary files a killed save to `path` left beside it (`.NAME.*.tmp.SUFFIX`); return them."
+    "Remove the temporaries that killed saves to `path` left beside it; return them. A live writer's are kept."
     path = Path(path)
     if not path.parent.is_dir(): return []
+    gone = remove_stale(path)      # `.NAME.atomic-PID-HOST-*.tmp.SUFFIX` whose writer on this machine has ended
+    live = set(atomic_temporaries(path))
     pattern = glob.escape(f'.{path.name}.') + '*' + glob.escape(f'.tmp{path.suffix}')
-    gone = []
-    for f in path.parent.glob(pattern):
+    for f in path.parent.glob(pattern):     # names of earlier versions carry no writer: always stale
+        if f in live or f.name.startswith(f'.{path.name}.atomic-'): continue
         try:
             f.unlink()
             gone.append(f)
         except FileNotFoundError: pass
-    return gone
+    return sorted(gone)
 
 def _atomic_save(obj, path: Path):
     "torch.save through `atomic_path` (all or nothing), after removing leftovers of killed saves."

@@ -126,7 +126,8 @@ def test_rank0_checkpoint_holds_every_rank(ddp_run):
     assert ck['step'] == 40 and len(ck['rng']) == 2  # RNG state of both processes
     p0 = torch.load(ddp_run / 'params0.pt', weights_only=True)
     for k, v in p0.items(): assert torch.equal(ck['model'][k], v)
-    assert not [f for f in os.listdir(ddp_run) if f.endswith('.tmp')]
+    from hybrid_gen.files import atomic_temporaries
+    assert atomic_temporaries(ddp_run / 'ddp.pt') == []   # no temporary of the checkpoint's writes is left
 
 def test_batchnorm_buffers_stay_identical(ddp_run):
     b0, b1 = torch.load(ddp_run / 'bn0.pt', weights_only=True), torch.load(ddp_run / 'bn1.pt', weights_only=True)

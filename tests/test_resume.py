@@ -76,7 +76,10 @@ def test_killed_run_resumes_exactly(runs):
     from hybrid_gen.train import load_checkpoint
     assert load_checkpoint(crash / 'run.pt')['step'] == 20  # the last checkpoint before the kill at step 35
     assert not [f for f in os.listdir(crash) if '.tmp' in f]
-    stale = crash / '.run.pt.x7q2kd9a.tmp.pt'  # what a SIGKILL during a save leaves (hybrid_gen.files.atomic_path's name)
+    from hybrid_gen import files
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
+    # what a SIGKILL during a save leaves: hybrid_gen.files.atomic_path's name, with the pid of a writer that ended
+    stale = crash / f'.run.pt.atomic-{int(dead.stdout)}-{files._HOST}-x7q2kd9a.tmp.pt'
     stale.write_bytes(b'\0' * 4096)
     r = _run(crash, N, init_seed=99)  # a new process, differently initialised model: resumes from step 20
     assert r.returncode == 0, r.stderr[-2000:]
