@@ -162,7 +162,7 @@ def dip_covariance(mu, logvar, kind='i'):
     return cov if kind == 'i' else cov + torch.diag(logvar.exp().mean(0))
 
 def dip_penalty(cov, lambda_od, lambda_d):
-    "lambda_od * sum_{i!=j} C_ij^2 + lambda_d * sum_i (C_ii - 1)^2 (Kumar et al. 2018)."
+    "`lambda_od * sum_{i!=j} C_ij^2 + lambda_d * sum_i (C_ii - 1)^2` (Kumar et al. 2018)."
     diag = torch.diagonal(cov)
     return lambda_od * (cov**2).sum() - lambda_od * (diag**2).sum() + lambda_d * ((diag - 1)**2).sum()
 
