@@ -6,8 +6,8 @@
 __all__ = ['MS_SSIM_WEIGHTS', 'DCI_IMPORTANCES', 'SAP_MODELS', 'iw_log_likelihood', 'batched', 'quantize_8bit', 'dequantize',
            'bits_per_dim', 'PixelGaussian', 'recon_error', 'mse_per_pixel', 'linear_probe_mae',
            'logistic_probe_accuracy', 'gaussian_window', 'ms_ssim', 'inception_score', 'pairwise_ms_ssim',
-           'intra_class_diversity', 'discretize', 'discrete_factors', 'mutual_info_matrix', 'mig', 'dci_importance',
-           'dci_scores', 'dci', 'sap_matrix', 'sap', 'factor_vae_score', 'beta_vae_score']
+           'class_ms_ssim', 'intra_class_diversity', 'discretize', 'discrete_factors', 'mutual_info_matrix', 'mig',
+           'dci_importance', 'dci_scores', 'dci', 'sap_matrix', 'sap', 'factor_vae_score', 'beta_vae_score']
 
 # %% ../nbs/00_foundations/04_metrics.ipynb #f47d9140
 import math
@@ -211,11 +211,20 @@ def pairwise_ms_ssim(x: torch.Tensor, # images (N, C, H, W)
         m[j, i] = v
     return m
 
+def class_ms_ssim(x: torch.Tensor, # images (N, C, H, W)
+                  y: torch.Tensor, # their classes (N,)
+                  **kw, # passed to `pairwise_ms_ssim`
+                 ) -> dict: # class -> (n_c, n_c) MS-SSIM matrix of its images, in their order in x
+    "Pairwise MS-SSIM within each class: computed once, for several `intra_class_diversity` calls (`sims=`)."
+    y = torch.as_tensor(y)
+    return {c: pairwise_ms_ssim(x[y == c], **kw) for c in torch.unique(y).tolist()}
+
 def intra_class_diversity(x: torch.Tensor, # generated images (N, C, H, W)
                           y: torch.Tensor, # their classes (N,)
                           include_self: bool=True, # average over X x X including self-pairs (paper eq 12)
                           keep: torch.Tensor | None=None, # (N,) bool: only these images count (None: all)
                           min_images: int=2, # classes with fewer (kept) images are left out
+                          sims: dict | None=None, # `class_ms_ssim(x, y)`, to reuse (None: computed here)
                           **kw, # passed to `ms_ssim` (scales, win_size, ...)
                          ): # (dict class -> diversity, mean over the classes scored, nan if none)
     "Lr-LiVAE eq 12 per class: 1 - mean pairwise MS-SSIM within the class, over classes with >= `min_images` images."
@@ -226,10 +235,10 @@ def intra_class_diversity(x: torch.Tensor, # generated images (N, C, H, W)
         raise ValueError(f"intra_class_diversity: x, y and keep differ in length: {len(x)}, {len(y)}, {len(keep)}")
     out = {}
     for c in torch.unique(y).tolist():
-        sel = (y == c) & keep
+        sel = keep[y == c]
         n = int(sel.sum())
         if n < min_images: continue
-        m = pairwise_ms_ssim(x[sel], **kw)
+        m = sims[c][sel][:, sel] if sims is not None else pairwise_ms_ssim(x[y == c][sel], **kw)
         mean = m.mean() if include_self else (m.sum() - n) / (n * (n - 1))
         out[c] = 1 - mean.item()
     return out, float(np.mean(list(out.values()))) if out else float('nan')

@@ -8,8 +8,9 @@ from .hybrid_vae import HybridVAE, FVAE
 from .rbvae import RbVAE, SRbVAE
 from .baselines import PGVAE, BetaVAE, BetaTCVAE, DIPVAE, SVAE, Mathieu2016
 from .lrlivae import LrLiVAE
-from .conditional import CVAE, CVAEGAN, CGAN
+from .conditional import CVAE, CVAEGAN, BaoCVAEGAN, CGAN
 from .ali import ALI, HALI
 
 __all__ = ['VAE', 'HybridVAE', 'FVAE', 'RbVAE', 'SRbVAE', 'PGVAE', 'BetaVAE', 'BetaTCVAE', 'DIPVAE', 'SVAE',
-           'Mathieu2016', 'LrLiVAE', 'CVAE', 'CVAEGAN', 'CGAN', 'ALI', 'HALI']
+           'Mathieu2016', 'LrLiVAE', 'CVAE', 'CVAEGAN', 'BaoCVAEGAN',
+           'CGAN', 'ALI', 'HALI']
