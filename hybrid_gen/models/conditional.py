@@ -267,7 +267,7 @@ class BaoCVAEGAN(CVAEGAN):
                  disc_feat: int = 128,  # feature size f_D of the default projection discriminator
                  cls_feat: int = 128,  # feature size f_C of the default classifier
                  recipe: str = 'authors',  # loss balance, GAN loss and Adam, as Lr-LiVAE: 'authors' | 'paper'
-                 weights: dict | None = None,  # overrides: 'u_rec', 'u_kl', 'dec_rec', and 'feat', 'fm_d', 'fm_c', 'adv'
+                 weights: dict | None = None,  # overrides of 'u_rec', 'u_kl', 'dec_rec' and of BAO_WEIGHTS
                  gan_loss: str | None = None,  # 'hinge' | 'logistic' (None: the recipe's)
                  encoder: nn.Module | None = None,  # [x, one-hot planes] (B, C + n_classes, S, S) -> (B, 2 z_dim)
                  decoder: nn.Module | None = None,  # [z, one-hot y] (B, z_dim + n_classes) -> raw x (B, *x_shape)
