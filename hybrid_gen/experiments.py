@@ -32,9 +32,9 @@ def default_preset() -> str:
     return 'smoke' if in_test() else 'quick'
 
 # %% ../nbs/00_foundations/07_experiments.ipynb #0f37e9a0
-def resolve_params(preset: str | None,  # a preset name (None: `default_preset()`)
+def resolve_params(preset: str | None,  # a preset name (None: default_preset())
                    presets: dict,       # preset name -> knob values; 'quick' holds every knob, others what they change
-                   scope: dict | None = None,  # where the knobs live (a notebook passes `globals()`)
+                   scope: dict | None = None,  # where the knobs live (a notebook passes globals())
                    **given,             # knobs set explicitly (None: take it from the preset)
                   ) -> dict:
     "The base preset, updated by `preset`'s changes, then by every knob of `scope`/`given` that is not None."
@@ -68,8 +68,8 @@ class Param:
     name: str
     type: str          # the annotation, e.g. 'int', 'float', 'list', 'str'
     default: Any       # the declared default (usually None: from the preset)
-    help: str = ''     # the `# help` comment
-    rules: list = field(default_factory=list)  # [(each, op, bound)] parsed from a trailing `[...]`
+    help: str = ''     # the '# help' comment
+    rules: list = field(default_factory=list)  # [(each, op, bound)] parsed from a trailing [...]
 
 _RULE = re.compile(r'(each\s+)?(>=|<=|≥|≤|>|<)\s*(-?[0-9.]+(?:e-?[0-9]+)?)')
 _SYMBOLS = {'≥': '>=', '≤': '<='}
@@ -431,7 +431,7 @@ def write_results(out_dir: str | os.PathLike,  # folder of the run
                   *,
                   keys: list[str] | None = None,  # configuration keys (None: the non-numeric keys of the records)
                   claims: list[Claim] = (),    # the claims declared before the run
-                  **extra,                     # more top-level fields (e.g. `params`, `seconds`)
+                  **extra,                     # more top-level fields (e.g. params, seconds)
                  ) -> dict:
     "Write the run's `results.json` (records, summary, claims' verdicts) atomically; returns its content."
     from hybrid_gen import __version__
@@ -490,9 +490,9 @@ def _pm(m, se, digits):
         return ', '.join(f'{k}: {_pm(v, (se or {}).get(k), digits)}' for k, v in m.items())
     return _fmt(m, digits) + ('' if se is None else f' ± {_fmt(se, digits)}')
 
-def summary_table(summary: list[dict],  # rows of `summarize`
+def summary_table(summary: list[dict],  # rows of summarize
                   metrics: list[str] | None = None,  # metrics to show (None: all)
-                  keys: list[str] | None = None,  # configuration columns (None: the keys before `n_seeds`)
+                  keys: list[str] | None = None,  # configuration columns (None: the keys before n_seeds)
                   digits: int = 3,
                  ) -> str:
     "A Markdown table of a summary: configuration columns, `seeds`, then `mean ± SE` per metric."
@@ -503,7 +503,7 @@ def summary_table(summary: list[dict],  # rows of `summarize`
             + [_pm(r.get(f'{m}_mean'), r.get(f'{m}_se'), digits) for m in metrics] for r in summary]
     return _table(keys + ['seeds'] + metrics, rows)
 
-def claims_table(claims: list[dict],  # verdicts from `judge` (a results file's `claims`)
+def claims_table(claims: list[dict],  # verdicts from judge (a results file's claims)
                  digits: int = 3,
                 ) -> str:
     "A Markdown table of claims: the claim, the metric, a − b as mean ± SE, seeds held, verdict."
@@ -525,7 +525,7 @@ def claims_count(res: dict) -> str:
     return f"{n['held']} of {len(cs)} claims held" + (f' ({rest})' if rest else '')
 
 def results_markdown(results_dir: str | os.PathLike,  # folder of committed results files
-                     page_url: str = '{name}.html',   # link to an experiment's page; `{name}` is replaced
+                     page_url: str = '{name}.html',   # link to an experiment's page; {name} is replaced
                      digits: int = 3,                 # decimals for floats
                     ) -> str:
     "One Markdown section per experiment: a link to its page, its claims' count and its table."
@@ -631,7 +631,7 @@ class _Lock:
         self.f.close()
 
 # %% ../nbs/00_foundations/07_experiments.ipynb #c2127c55
-def run_experiment(name: str,                # experiment name (see `list_experiments()`)
+def run_experiment(name: str,                # experiment name (see list_experiments())
                    params: dict | None = None,   # parameter overrides; strings are converted to the declared types
                    out_dir: str | os.PathLike | None = None,  # folder of the run (None: runs/NAME-TIME)
                    *,

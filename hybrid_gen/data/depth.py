@@ -34,7 +34,7 @@ def hand_poses(n:int, # number of poses
     return p
 
 # %% ../../nbs/00_foundations/01e_data_depth.ipynb #9ae24122
-def hand_skeleton(p:dict, # poses from `hand_poses`
+def hand_skeleton(p:dict, # poses from hand_poses
                  ) -> tuple: # joints (n, 11, 3) as (u, v, depth); list of finger segments (a (n,3), b (n,3), radius (n,))
     "Forward kinematics: joint positions and the capsules of the 10 finger segments."
     s = 0.16 * p['scale']                                   # palm radius in image units
@@ -66,7 +66,7 @@ def _capsule(U, V, a, b, r):
     z = a[:, 2, None, None] + t * (b[:, 2] - a[:, 2])[:, None, None] - 0.8 * torch.sqrt((r2 - d2).clamp_min(0))
     return torch.where(d2 <= r2, z, torch.full_like(z, math.inf))
 
-def render_depth(p:dict, # poses from `hand_poses`
+def render_depth(p:dict, # poses from hand_poses
                  size:int=32, # image side S
                 ) -> tuple: # true depth (n, S, S) float32 with +inf where empty; joints (n, 11, 3)
     "Z-buffer render of palm, forearm and fingers."

@@ -54,7 +54,7 @@ def upsample_digits(x8, # (N, 8, 8) or (N, 1, 8, 8) intensities in [0, 1]
                     size:int=32, # output side in pixels
                     *, box:float=0.75, # fraction of the side the 8x8 frame occupies
                     threshold:tuple=(0.3, 0.6), # smoothstep ramp (t0, t1) applied to the bicubic interpolant
-                    supersample:int=2, # render at `supersample` x size, then average-pool
+                    supersample:int=2, # render at supersample x size, then average-pool
                     pool:bool=True, # False: return the supersampled image
                    ) -> torch.Tensor: # (N, 1, size, size) in [0, 1]
     "Turn 8x8 digits into smooth strokes: pad, bicubic upsample, smoothstep sharpening, antialiasing average pool."
@@ -74,7 +74,7 @@ def visible_colour(c_hat:torch.Tensor, # (N, 3) colours on the simplex (rows sum
 
 def dilate(x:torch.Tensor, # (N, C, H, W) images
            width, # (N,) integer kernel sizes at 32x32 (or one int)
-           res:float=1, # pixels of `x` per pixel at 32x32 (2 for a supersampled 32x32 image)
+           res:float=1, # pixels of x per pixel at 32x32 (2 for a supersampled 32x32 image)
           ) -> torch.Tensor:
     "Grey-scale dilation by a width x width square (max filter), per image."
     w = torch.as_tensor(width, dtype=torch.long).reshape(-1).expand(len(x)) if torch.as_tensor(width).numel() == 1 \
@@ -193,7 +193,7 @@ def styled_digits(n:int=None, # number of images (None: one per base digit of th
                   scale_range:tuple=(0.5, 1.0), # down-scaling factors
                   max_rot:float=12., # augmentation: max rotation in degrees
                   max_shift:float=2., # augmentation: max shift in pixels at 32x32
-                  style:str='filled', # 'filled' strokes, or 'edges': Appendix C.1 (see `render_edge_digits`)
+                  style:str='filled', # 'filled' strokes, or 'edges': Appendix C.1 (see render_edge_digits)
                  ) -> TensorData:
     "Rb-VAE styled digits: TensorData(x (N,3,S,S), y, factors (N,5)=R,G,B,scale,width, base)."
     _check_size(size)

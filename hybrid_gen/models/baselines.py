@@ -133,7 +133,7 @@ def tc_decomposition(z, mu, logvar, n_data):
     return log_qzx - log_qz, log_qz - log_prod, log_prod - log_pz
 
 class BetaTCVAE(PGVAE):
-    "beta-TCVAE (Chen et al. 2018): alpha*MI + beta*TC + gamma*dim-wise KL, MWS estimator over a data set of n_data."
+    "beta-TCVAE (Chen et al. 2018): `alpha*MI + beta*TC + gamma*dim-wise KL`, MWS estimator over a data set of n_data."
     def __init__(self, x_shape=(3, 32, 32), z_dim: int=32, *,
                  n_data: int, # size of the training set (N in log(N M))
                  alpha: float=1.0, # weight of the index-code mutual information

@@ -128,7 +128,7 @@ def encode(self: RbVAE, x): # images in [0, 1] (B, *x_shape)
 @patch
 @evaluation
 def decode(self: RbVAE, z, e=None): # codes (B, z_dim) and (B, e_dim) (None: the reference code e_r)
-    "Mean images in [0, 1], (B, *x_shape)."
+    "Mean images in [0, 1], `(B, *x_shape)`."
     return self.from_model_range(self.p_x(z, e))
 
 @patch

@@ -151,7 +151,7 @@ def _mean(self: VAE, params): # output of `p_x`
 @patch
 @evaluation
 def decode(self: VAE, z): # (B, z_dim)
-    "Mean image E[x|z] in [0, 1], (B, *x_shape)."
+    "Mean image E[x|z] in [0, 1], `(B, *x_shape)`."
     return self._mean(self.p_x(z))
 
 @patch
