@@ -1,10 +1,11 @@
 """Maintainer script: execute an experiment notebook with its `quick` preset and commit-ready outputs.
 
-    python tools/run_quick.py NAME [--preset quick] [-p key value ...]
+    python tools/run_quick.py NAME [--preset quick] [--resume] [-p key value ...]
 
 Runs papermill on nbs/20_experiments/NAME.ipynb in a scratch folder, drops papermill's injected-parameters
 cell, writes the executed notebook back over the source (outputs kept: the docs show them), cleans it with
-nbdev_clean, and copies the run's results.json to nbs/20_experiments/results/NAME.json.
+nbdev_clean, and copies the run's results.json to nbs/20_experiments/results/NAME.json. `--resume` keeps the
+scratch folder of an interrupted run, so the runner's job cache serves the jobs that had finished.
 """
 import argparse, json, shutil, subprocess, sys, time
 from pathlib import Path
@@ -14,11 +15,15 @@ root = Path(__file__).resolve().parents[1]
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('name'); ap.add_argument('--preset', default='quick')
+    ap.add_argument('name')
+    ap.add_argument('--preset', default='quick')
+    ap.add_argument('--resume', action='store_true', help='keep /tmp/NAME_run and its job cache')
     ap.add_argument('-p', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'))
     a = ap.parse_args()
     src = root/'nbs'/'20_experiments'/f'{a.name}.ipynb'
-    run = Path('/tmp')/f'{a.name}_run'; shutil.rmtree(run, ignore_errors=True); run.mkdir(parents=True)
+    run = Path('/tmp')/f'{a.name}_run'
+    if not a.resume: shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True, exist_ok=True)
     from hybrid_gen.experiments import check_params
     params = {'preset': a.preset, 'out_dir': str(run), **check_params(a.name, dict(a.p))}  # typed, as the CLI does
     t0 = time.time()
