@@ -369,7 +369,7 @@ class CGAN(OneHotConditional):
                  critic: nn.Module | None = None,  # (x in data space, y (B,)) -> logits (B,)
                  recipe: str = 'authors',  # 'authors' (hinge, Adam (0, 0.9)) | 'paper' (logistic, Adam (0.5, 0.999))
                  gan_loss: str | None = None,  # 'hinge' | 'logistic' (None: the recipe's)
-                 n_disc: int = 2,  # critic steps per iteration, on the iteration's real batch with fresh z
+                 n_disc: int = 3,  # critic steps per iteration, on the iteration's real batch with fresh z
                  out_bias: float | None = None,  # added to the generator's logits (images); None: set from the data
                 ):
         super().__init__(x_shape, n_classes, z_dim, arch=arch, base_ch=base_ch, hidden=hidden, disc_feat=disc_feat,
