@@ -16,7 +16,7 @@ from .core import (Model, evaluation, split_gaussian, gan_disc_loss, gan_gen_los
                                     LOGVAR_RANGE)
 
 # %% auto #0
-__all__ = ['CRITIC_NORMS', 'JointCritic', 'ALI', 'HALI']
+__all__ = ['CRITIC_NORMS', 'JointCritic', 'JointMLPCritic', 'ALI', 'HALI']
 
 # %% ../../nbs/10_models/40_ali.ipynb #517ceab5
 def _lrelu():
@@ -98,11 +98,12 @@ class JointCritic(nn.Module):
                  z_dim=16,      # size of the global code (ALI's z, HALI's z2)
                  z1_ch=None,    # channels of the spatial code z1 at resolution P/4 (None: ALI, no z1)
                  *, base_ch=16, # width: channels of the first conv layer
-                 hidden=256,    # width of the z branch and the joint layers
+                 hidden=256,    # width of the joint layers (and of the z branch unless z_hidden is given)
                  noise_std=0.2, # std of the Gaussian noise added to every input in training
                  dropout=0.2,   # dropout on the inputs and after each layer
                  norm='weight', # layer normalisation: 'weight' (the paper's), 'spectral' or 'none'
-                 mbstd=False):  # add a minibatch-standard-deviation channel to the x features (a stabiliser)
+                 mbstd=False,   # add a minibatch-standard-deviation channel to the x features (a stabiliser)
+                 z_hidden=None): # width of the z branch (None: hidden)
         super().__init__()
         self.mbstd = mbstd
         d, nm = dropout, norm
@@ -113,8 +114,9 @@ class JointCritic(nn.Module):
         self.z1_in = _NoiseDrop(noise_std, dropout) if z1_ch else None
         self.xz1_net = nn.Sequential(_wconv(2 * b + (z1_ch or 0) + int(mbstd), 4 * b, 3, 1, d, nm),
                                      _wconv(4 * b, 4 * b, 4, 2, d, nm), nn.Flatten())  # (4b (P/8)^2,)
-        self.z_net = nn.Sequential(_wlin(z_dim, hidden, d, nm), _wlin(hidden, hidden, d, nm))
-        self.joint = _wlin(4 * b * (P // 8) ** 2 + hidden, hidden, d, nm)
+        zh = z_hidden or hidden
+        self.z_net = nn.Sequential(_wlin(z_dim, zh, d, nm), _wlin(zh, zh, d, nm))
+        self.joint = _wlin(4 * b * (P // 8) ** 2 + zh, hidden, d, nm)
         self.out = _normed(nn.Linear(hidden, 1), 'spectral' if norm == 'spectral' else 'none')
 
     def features(self, x, *zs): # x in [-1, 1]; zs = (z,) for ALI, (z1, z2) for HALI
@@ -130,16 +132,64 @@ class JointCritic(nn.Module):
         "Logits (B,): positive = 'encoder triple', negative = 'decoder triple'."
         return self.out(self.features(x, *zs)).squeeze(1)
 
+# %% ../../nbs/10_models/40_ali.ipynb #vec00002
+def _vec_mlp(i, o, hidden, depth=2):
+    "MLP i -> hidden (depth ReLU layers) -> o: a kernel of the vector networks."
+    layers, d = [], i
+    for _ in range(depth):
+        layers += [nn.Linear(d, hidden), nn.ReLU()]
+        d = hidden
+    return nn.Sequential(*layers, nn.Linear(d, o))
+
+def _rlin(i, o, p, norm='weight'):
+    "Normalised linear layer, ReLU, dropout (the vector critic's layer)."
+    return nn.Sequential(_normed(nn.Linear(i, o), norm), nn.ReLU(), nn.Dropout(p))
+
+class JointMLPCritic(nn.Module):
+    "Discriminator D(x, z1, ..., z) -> logit for vectors: the inputs noised, dropped and joined, then an MLP."
+    def __init__(self, in_dims,      # sizes of x and of each code, in the critic's order, e.g. (2, 2) or (2, 2, 1)
+                 *, hidden=256,      # width of the hidden layers
+                 depth=2,            # number of hidden layers (>= 1)
+                 noise_std=0.2,      # std of the Gaussian noise added to every input in training
+                 dropout=0.2,        # dropout on the inputs and after each layer
+                 norm='weight',      # layer normalisation: 'weight' (the paper's), 'spectral' or 'none'
+                 mbstd=False):       # join the first layer's minibatch standard deviation to the second
+        super().__init__()
+        if depth < 1: raise ValueError(f"JointMLPCritic: depth must be >= 1, got {depth}")
+        self.mbstd, self.in_dims = mbstd, tuple(in_dims)
+        self.inp = _NoiseDrop(noise_std, dropout)
+        self.first = _rlin(sum(in_dims), hidden, dropout, norm)
+        rest = [_rlin(hidden + (int(mbstd) if k == 0 else 0), hidden, dropout, norm) for k in range(depth - 1)]
+        self.rest = nn.Sequential(*rest)
+        self.out = _normed(nn.Linear(hidden, 1), 'spectral' if norm == 'spectral' else 'none')
+
+    def features(self, x, *zs): # x (B, D); zs: the codes, each (B, d)
+        "Penultimate-layer embedding of the joint input."
+        h = self.first(self.inp(torch.cat([x.flatten(1), *[z.flatten(1) for z in zs]], 1)))
+        if self.mbstd and len(self.rest):
+            s = h.std(0, unbiased=False).mean() if len(h) > 1 else h.new_zeros(())
+            h = torch.cat([h, s.expand(len(h), 1)], 1)
+        return self.rest(h)
+
+    def forward(self, x, *zs):
+        "Logits (B,): positive = 'encoder triple', negative = 'decoder triple'."
+        return self.out(self.features(x, *zs)).squeeze(1)
+
+
 # %% ../../nbs/10_models/40_ali.ipynb #921f0f5d
 class _AdversarialInference(Model):
     "Shared game of ALI and HALI: encoder joint vs decoder joint, one critic, optional classifier q(y|z_l)."
     code_names = ()  # names of the codes, in the critic's order: ('z',) or ('z1', 'z2')
 
     def _setup_common(self, n_classes, clf_dim, clf_hidden, clf_weight, adversarial, enc_noise,
-                      r1=0., simultaneous=False, out_bias=0.):
+                      r1=0., simultaneous=False, out_bias=0., z_cycle=0., x_cycle=0.):
         "Classifier, batch spec and the shared settings (called at the end of the constructor)."
-        if r1 < 0: raise ValueError(f"{type(self).__name__}: r1 (the gradient-penalty weight) must be >= 0, got {r1}")
+        name = type(self).__name__
+        for k, v in (('r1', r1), ('z_cycle', z_cycle), ('x_cycle', x_cycle)):
+            if v < 0: raise ValueError(f"{name}: {k} (a penalty weight) must be >= 0, got {v}")
         self.r1, self.simultaneous, self.out_bias = float(r1), bool(simultaneous), float(out_bias)
+        self.z_cycle, self.x_cycle = float(z_cycle), float(x_cycle)
+        self.signed = not self.vector  # images: [-1, 1] inside; vectors: as they are
         if not adversarial and n_classes is None:
             raise ValueError(f"{type(self).__name__}(adversarial=False) trains only the classifier: give n_classes")
         self.n_classes, self.clf_weight, self.adversarial = n_classes, clf_weight, adversarial
@@ -148,12 +198,22 @@ class _AdversarialInference(Model):
         elif clf_hidden:
             self.clf = nn.Sequential(nn.Linear(clf_dim, clf_hidden), _lrelu(), nn.Linear(clf_hidden, n_classes))
         else: self.clf = nn.Linear(clf_dim, n_classes)
-        labelled = {'x': 'images', 'y': 'classes'}
-        if n_classes is None: self.batch_spec = {'x': 'images'}
-        elif adversarial: self.batch_spec = {'unlabelled': {'x': 'images'}, 'labelled': labelled}
+        kind = 'values:x_shape' if self.vector else 'images'
+        labelled = {'x': kind, 'y': 'classes'}
+        if n_classes is None: self.batch_spec = {'x': kind}
+        elif adversarial: self.batch_spec = {'unlabelled': {'x': kind}, 'labelled': labelled}
         else: self.batch_spec = labelled
 
-    signed = True  # the tanh decoders and every network's image input work in [-1, 1] (see `Model.signed`)
+    signed = True  # images: the tanh decoders and every network's input work in [-1, 1] (see `Model.signed`)
+
+    @property
+    def vector(self):
+        "True when the data are vectors (x_shape = (D,)), False for images (C, S, S)."
+        return len(self.x_shape) == 1
+
+    def _x_mean(self, h):
+        "The decoder's mean from its raw output h (+ out_bias): tanh for images (in [-1, 1]), h for vectors."
+        return h + self.out_bias if self.vector else torch.tanh(h + self.out_bias)
 
     def param_groups(self):
         "Two players: 'disc' (the critic) and 'gen' (encoder, decoder and classifier)."
@@ -181,8 +241,9 @@ class _AdversarialInference(Model):
 
     @classmethod
     def toy(cls, x_shape=(1, 16, 16), n=8, seed=0):
-        "A small instance (base_ch 4, a 32-wide critic), a batch of `n` random images, no conditioning."
+        "A small instance (base_ch 4 or 16-wide MLPs, a 32-wide critic), a batch of `n` random images or vectors."
         g = torch.Generator().manual_seed(seed)
+        if len(x_shape) == 1: return cls(x_shape, base_ch=16, hidden=32), {'x': torch.randn(n, *x_shape, generator=g)}, {}
         return cls(x_shape, base_ch=4, hidden=32), {'x': torch.rand(n, *x_shape, generator=g)}, {}
 
 # %% ../../nbs/10_models/40_ali.ipynb #a409834b
@@ -217,13 +278,13 @@ class ALI(_AdversarialInference):
     "ALI / BiGAN: encoder q(z|x), decoder p(z) p(x|z), one joint critic D(x, z)."
     networks = ('encoder', 'decoder', 'critic')
     code_names = ('z',)
-    def __init__(self, x_shape=(1, 32, 32), # image shape (C, S, S), square, S >= 8 (28: padded to 32 inside)
+    def __init__(self, x_shape=(1, 32, 32), # images (C, S, S), square, S >= 8 (28: padded to 32), or vectors (D,)
                  z_dim=16,          # latent size
                  *,
                  encoder=None,      # q(z|x): images (B, C, S, S) in [-1, 1] -> (B, 2 z_dim) [mean, log-variance]
                  decoder=None,      # p(x|z): codes (B, z_dim) -> (B, C, S, S) pre-tanh; the mean image is their tanh
                  critic=None,       # D(x, z): x (B, C, S, S) in [-1, 1], z (B, z_dim) -> logits (B,) (embed: .features)
-                 base_ch=16,        # width of the default networks
+                 base_ch=16,        # width of the default networks (vectors: the MLPs' hidden units)
                  hidden=256,        # default critic: width of its z branch and joint layers
                  noise_std=0.2,     # default critic: Gaussian noise on its inputs (training only)
                  dropout=0.2,       # default critic: dropout
@@ -237,18 +298,31 @@ class ALI(_AdversarialInference):
                  simultaneous=False, # True: both players' updates from one pass (ALI's code); False: alternate
                  critic_norm='weight', # default critic's layers: 'weight' (paper), 'spectral' or 'none'
                  mbstd=False,       # default critic: a minibatch-standard-deviation feature
-                 out_bias=0.):      # added to the decoder's pre-tanh output (atanh(2 m - 1): the data's mean m)
+                 out_bias=0.,       # added to the decoder's pre-tanh output (atanh(2 m - 1): the data's mean m)
+                 z_hidden=None,     # default critic: width of its z branch (None: hidden)
+                 # not in the paper (off by default): explicit cycle terms in the generator's cost (ALICE-style)
+                 z_cycle=0.,        # weight of the latent cycle: mean (E[z | G(z)] - z)^2 on decoder pairs
+                 x_cycle=0.):       # weight of the reconstruction: mean (G(z) - x)^2, z ~ q(z|x), model range
         super().__init__()
-        self.x_shape, self.z_dim, self.clf_level = tuple(x_shape), z_dim, 1
-        C, S, P, b = x_shape[0], x_shape[-1], _side(x_shape, 'ALI'), base_ch
-        self.encoder = encoder if encoder is not None else nn.Sequential(
-            PadTo(P), _down_x(C, b), _down_vec(4 * b, b, P // 4, 2 * z_dim))
-        self.decoder = decoder if decoder is not None else nn.Sequential(
-            _UpVec(z_dim, b, P // 4), _up_x(4 * b, b, C), CropTo(S))
-        self.critic = critic if critic is not None else JointCritic(
-            x_shape, z_dim, None, base_ch=b, hidden=hidden, noise_std=noise_std, dropout=dropout,
-            norm=critic_norm, mbstd=mbstd)
-        self._setup_common(n_classes, z_dim, clf_hidden, clf_weight, adversarial, enc_noise, r1, simultaneous, out_bias)
+        self.x_shape, self.z_dim, self.clf_level, self.top_level = tuple(x_shape), z_dim, 1, 1
+        b = base_ch
+        if self.vector:
+            D = x_shape[0]
+            self.encoder = encoder if encoder is not None else _vec_mlp(D, 2 * z_dim, b)
+            self.decoder = decoder if decoder is not None else _vec_mlp(z_dim, D, b)
+            self.critic = critic if critic is not None else JointMLPCritic(
+                (D, z_dim), hidden=hidden, noise_std=noise_std, dropout=dropout, norm=critic_norm, mbstd=mbstd)
+        else:
+            C, S, P = x_shape[0], x_shape[-1], _side(x_shape, 'ALI')
+            self.encoder = encoder if encoder is not None else nn.Sequential(
+                PadTo(P), _down_x(C, b), _down_vec(4 * b, b, P // 4, 2 * z_dim))
+            self.decoder = decoder if decoder is not None else nn.Sequential(
+                _UpVec(z_dim, b, P // 4), _up_x(4 * b, b, C), CropTo(S))
+            self.critic = critic if critic is not None else JointCritic(
+                x_shape, z_dim, None, base_ch=b, hidden=hidden, noise_std=noise_std, dropout=dropout,
+                norm=critic_norm, mbstd=mbstd, z_hidden=z_hidden)
+        self._setup_common(n_classes, z_dim, clf_hidden, clf_weight, adversarial, enc_noise, r1, simultaneous,
+                           out_bias, z_cycle, x_cycle)
 
 # %% ../../nbs/10_models/40_ali.ipynb #f86c62d6
 @patch
@@ -258,8 +332,8 @@ def _q_z(self: ALI, xm): # images in [-1, 1]
 
 @patch
 def _p_x(self: ALI, z):
-    "Decoder kernel p(x|z): its mean image, in [-1, 1]."
-    return torch.tanh(self.decoder(z) + self.out_bias)
+    "Decoder kernel p(x|z): its mean (images in [-1, 1])."
+    return self._x_mean(self.decoder(z))
 
 @patch
 def _enc_joint(self: ALI, xm): # images in [-1, 1]
@@ -333,6 +407,12 @@ def _game(self: _AdversarialInference, batch, opt=None):
         out['loss_g'] = gan_gen_loss(lp) + gan_gen_loss(-lq)
         out['d_enc'], out['d_dec'] = torch.sigmoid(lq).mean().detach(), torch.sigmoid(lp).mean().detach()
         loss_gen = out['loss_g']
+        if self.z_cycle:  # not in the paper: re-encode the decoder's x to the mean top code, compare with its z
+            out['z_cycle'] = (self._code(p[0], self.top_level) - p[-1]).pow(2).mean()
+            loss_gen = loss_gen + self.z_cycle * out['z_cycle']
+        if self.x_cycle:  # not in the paper: decode the encoder's sampled top code (means down), compare with x
+            out['x_cycle'] = (self._decode_from(q[-1], self.top_level) - q[0]).pow(2).mean()
+            loss_gen = loss_gen + self.x_cycle * out['x_cycle']
     if lab is not None:
         out['ce'] = F.cross_entropy(self._classify_logits(self.to_model_range(lab['x'])), lab['y'])
         loss_gen = loss_gen + self.clf_weight * out['ce']
@@ -356,8 +436,8 @@ class HALI(_AdversarialInference):
     "Hierarchical ALI: q(z1|x) q(z2|z1) against p(z2) p(z1|z2) p(x|z1), one critic D(x, z1, z2)."
     networks = ('encoder1', 'encoder2', 'decoder1', 'decoder0', 'critic')
     code_names = ('z1', 'z2')
-    def __init__(self, x_shape=(1, 32, 32), # image shape (C, S, S), square, S >= 8 (28: padded to P = 32 inside)
-                 z1_ch=4,           # channels of the spatial code z1 (resolution P/4)
+    def __init__(self, x_shape=(1, 32, 32), # images (C, S, S), square, S >= 8 (28: padded to P = 32), or vectors (D,)
+                 z1_ch=4,           # channels of the spatial code z1 (resolution P/4); vectors: the size of z1
                  z2_dim=16,         # size of the global code z2
                  *,
                  encoder1=None,     # q(z1|x): images (B, C, S, S) in [-1, 1] -> (B, 2 z1_ch, P/4, P/4) [mean, logvar]
@@ -365,7 +445,7 @@ class HALI(_AdversarialInference):
                  decoder1=None,     # p(z1|z2): (B, z2_dim) -> (B, 2 z1_ch, P/4, P/4) [mean, log-variance]
                  decoder0=None,     # p(x|z1): (B, z1_ch, P/4, P/4) -> (B, C, S, S) pre-tanh (mean image: their tanh)
                  critic=None,       # D(x, z1, z2): x in [-1, 1] -> logits (B,); `embed` uses critic.features
-                 base_ch=16,        # width of the default networks
+                 base_ch=16,        # width of the default networks (vectors: the MLPs' hidden units)
                  hidden=256,        # default critic: width of its z branch and joint layers
                  noise_std=0.2,     # default critic: Gaussian noise on its inputs (training only)
                  dropout=0.2,       # default critic: dropout
@@ -380,29 +460,46 @@ class HALI(_AdversarialInference):
                  simultaneous=False, # True: both players' updates from one pass (ALI's code); False: alternate
                  critic_norm='weight', # default critic's layers: 'weight' (paper), 'spectral' or 'none'
                  mbstd=False,       # default critic: a minibatch-standard-deviation feature
-                 out_bias=0.):      # added to the decoder's pre-tanh output (atanh(2 m - 1): the data's mean m)
+                 out_bias=0.,       # added to the decoder's pre-tanh output (atanh(2 m - 1): the data's mean m)
+                 z_hidden=None,     # default critic: width of its z2 branch (None: hidden)
+                 # not in the paper (off by default): explicit cycle terms in the generator's cost (ALICE-style)
+                 z_cycle=0.,        # weight of the top-level latent cycle: mean (E[z2 | G(z2)] - z2)^2
+                 x_cycle=0.):       # weight of the top-level reconstruction: mean (G(z2) - x)^2, z2 ~ q(z2|x)
         super().__init__()
         if clf_level not in (1, 2): raise ValueError(f"HALI: clf_level must be 1 (z1) or 2 (z2), got {clf_level}")
-        C, S, P, b = x_shape[0], x_shape[-1], _side(x_shape, 'HALI'), base_ch
-        self.x_shape, self.z1_shape, self.z2_dim = tuple(x_shape), (z1_ch, P // 4, P // 4), z2_dim
-        self.clf_level = clf_level
-        self.encoder1 = encoder1 if encoder1 is not None else nn.Sequential(
-            PadTo(P), _down_x(C, b), nn.Conv2d(4 * b, 2 * z1_ch, 1))
-        self.encoder2 = encoder2 if encoder2 is not None else nn.Sequential(
-            _conv(z1_ch, 4 * b), _down_vec(4 * b, b, P // 4, 2 * z2_dim))
-        self.decoder1 = decoder1 if decoder1 is not None else nn.Sequential(
-            _UpVec(z2_dim, b, P // 4), nn.Conv2d(4 * b, 2 * z1_ch, 1))
-        self.decoder0 = decoder0 if decoder0 is not None else nn.Sequential(_up_x(z1_ch, b, C), CropTo(S))
-        self.critic = critic if critic is not None else JointCritic(
-            x_shape, z2_dim, z1_ch, base_ch=b, hidden=hidden, noise_std=noise_std, dropout=dropout,
-            norm=critic_norm, mbstd=mbstd)
+        self.x_shape, self.z2_dim, self.clf_level, self.top_level = tuple(x_shape), z2_dim, clf_level, 2
+        b = base_ch
+        if self.vector:
+            D = x_shape[0]
+            self.z1_shape = (z1_ch,)
+            self.encoder1 = encoder1 if encoder1 is not None else _vec_mlp(D, 2 * z1_ch, b)
+            self.encoder2 = encoder2 if encoder2 is not None else _vec_mlp(z1_ch, 2 * z2_dim, b)
+            self.decoder1 = decoder1 if decoder1 is not None else _vec_mlp(z2_dim, 2 * z1_ch, b)
+            self.decoder0 = decoder0 if decoder0 is not None else _vec_mlp(z1_ch, D, b)
+            self.critic = critic if critic is not None else JointMLPCritic(
+                (D, z1_ch, z2_dim), hidden=hidden, noise_std=noise_std, dropout=dropout, norm=critic_norm,
+                mbstd=mbstd)
+        else:
+            C, S, P = x_shape[0], x_shape[-1], _side(x_shape, 'HALI')
+            self.z1_shape = (z1_ch, P // 4, P // 4)
+            self.encoder1 = encoder1 if encoder1 is not None else nn.Sequential(
+                PadTo(P), _down_x(C, b), nn.Conv2d(4 * b, 2 * z1_ch, 1))
+            self.encoder2 = encoder2 if encoder2 is not None else nn.Sequential(
+                _conv(z1_ch, 4 * b), _down_vec(4 * b, b, P // 4, 2 * z2_dim))
+            self.decoder1 = decoder1 if decoder1 is not None else nn.Sequential(
+                _UpVec(z2_dim, b, P // 4), nn.Conv2d(4 * b, 2 * z1_ch, 1))
+            self.decoder0 = decoder0 if decoder0 is not None else nn.Sequential(_up_x(z1_ch, b, C), CropTo(S))
+            self.critic = critic if critic is not None else JointCritic(
+                x_shape, z2_dim, z1_ch, base_ch=b, hidden=hidden, noise_std=noise_std, dropout=dropout,
+                norm=critic_norm, mbstd=mbstd, z_hidden=z_hidden)
         self._setup_common(n_classes, math.prod(self.z1_shape) if clf_level == 1 else z2_dim,
-                           clf_hidden, clf_weight, adversarial, enc_noise, r1, simultaneous, out_bias)
+                           clf_hidden, clf_weight, adversarial, enc_noise, r1, simultaneous, out_bias,
+                           z_cycle, x_cycle)
 
 # %% ../../nbs/10_models/40_ali.ipynb #b0bdee72
 @patch
 def _q_z1(self: HALI, xm): # images in [-1, 1]
-    "Encoder kernel q(z1|x) (input noised in training): (mu, logvar), each (B, z1_ch, P/4, P/4)."
+    "Encoder kernel q(z1|x) (input noised in training): (mu, logvar), each (B, *z1_shape)."
     return split_gaussian(self.encoder1(self._noisy(xm)))
 
 @patch
@@ -412,13 +509,13 @@ def _q_z2(self: HALI, z1):
 
 @patch
 def _p_z1(self: HALI, z2):
-    "Decoder kernel p(z1|z2): (mu, logvar), each (B, z1_ch, P/4, P/4)."
+    "Decoder kernel p(z1|z2): (mu, logvar), each (B, *z1_shape)."
     return split_gaussian(self.decoder1(z2))
 
 @patch
 def _p_x(self: HALI, z1):
-    "Decoder kernel p(x|z1): its mean image, in [-1, 1]."
-    return torch.tanh(self.decoder0(z1) + self.out_bias)
+    "Decoder kernel p(x|z1): its mean (images in [-1, 1])."
+    return self._x_mean(self.decoder0(z1))
 
 @patch
 def _enc_joint(self: HALI, xm): # images in [-1, 1]
