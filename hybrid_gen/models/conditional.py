@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from ..distributions import kl_std_normal
 from .core import Model, evaluation, image_encoder, image_decoder, split_gaussian
 from .core import gan_disc_loss, gan_gen_loss
-from .lrlivae import (ProjectionDiscriminator, rec_loss, with_pixel_gan, pixel_gan_disc_loss,
+from .lrlivae import (ProjectionDiscriminator, feature_trunk, rec_loss, with_pixel_gan, pixel_gan_disc_loss,
                                        pixel_gan_gen_loss,
                                        labelled_spec, data_mean, class_labels, recipe_weights, recipe_gan,
                                        recipe_optim)
@@ -218,9 +218,7 @@ class FeatureClassifier(nn.Module):
                  base_ch: int = 32,  # conv width
                 ):
         super().__init__()
-        no_bn = {'bn': False} if arch == 'conv' else {}
-        self.f = nn.Sequential(image_encoder(x_shape, feat_dim, arch=arch, base_ch=base_ch, hidden=hidden, **no_bn),
-                               nn.LeakyReLU(0.2))
+        self.f = feature_trunk(x_shape, feat_dim, arch, base_ch, hidden)
         self.head = nn.Linear(feat_dim, n_classes)
 
     def forward(self, x):  # (B, *x_shape) data

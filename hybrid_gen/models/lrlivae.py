@@ -15,9 +15,9 @@ from .core import (Model, evaluation, image_encoder, image_decoder, split_gaussi
                                     gan_gen_loss, check_spec, check_classes)
 
 # %% auto #0
-__all__ = ['RECIPES', 'labelled_spec', 'data_mean', 'ProjectionDiscriminator', 'rec_loss', 'uniform_ce', 'pixel_gan_gen_loss',
-           'pixel_gan_disc_loss', 'with_pixel_gan', 'recipe_weights', 'recipe_gan', 'recipe_optim', 'LrLiVAE',
-           'class_labels']
+__all__ = ['RECIPES', 'labelled_spec', 'data_mean', 'feature_trunk', 'ProjectionDiscriminator', 'rec_loss', 'uniform_ce',
+           'pixel_gan_gen_loss', 'pixel_gan_disc_loss', 'with_pixel_gan', 'recipe_weights', 'recipe_gan',
+           'recipe_optim', 'LrLiVAE', 'class_labels']
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #11364d53
 def labelled_spec(x_shape: tuple,  # data shape without batch: (C, S, S) images or (D,) vectors
@@ -35,6 +35,12 @@ def data_mean(h: torch.Tensor,  # raw decoder output (B, *x_shape)
     return torch.sigmoid(h) if len(x_shape) == 3 else h
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #5e701322
+def feature_trunk(x_shape, feat_dim, arch='conv', base_ch=32, hidden=(32, 64, 64)):
+    "f(x): `image_encoder` to `feat_dim` features (no batch norm) and a leaky ReLU; the features critics share."
+    no_bn = {'bn': False} if arch == 'conv' else {}
+    return nn.Sequential(image_encoder(x_shape, feat_dim, arch=arch, base_ch=base_ch, hidden=hidden, **no_bn),
+                         nn.LeakyReLU(0.2))
+
 class ProjectionDiscriminator(nn.Module):
     "Class-conditional critic D(x, c) = w^T f(x) + b + embed(c)^T f(x) (Miyato & Koyama 2018): (x, y) -> logits (B,)."
     def __init__(self, x_shape: tuple,  # data shape without batch
@@ -47,9 +53,8 @@ class ProjectionDiscriminator(nn.Module):
                  spectral: bool = True,  # spectral normalisation of every conv / linear layer (no batch norm)
                 ):
         super().__init__()
-        no_bn = {'bn': False} if arch == 'conv' else {}
-        trunk = image_encoder(x_shape, feat_dim, arch=arch, base_ch=base_ch, hidden=hidden, **no_bn)
-        self.f = nn.Sequential(trunk, nn.LeakyReLU(0.2))
+        self.f = feature_trunk(x_shape, feat_dim, arch, base_ch, hidden)
+        trunk = self.f[0]
         self.lin = nn.Linear(feat_dim, 1)
         self.embed = nn.Embedding(n_classes, feat_dim)
         nn.init.normal_(self.embed.weight, std=0.02)

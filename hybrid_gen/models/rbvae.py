@@ -252,19 +252,26 @@ def gen_losses(self: SRbVAE, q, p):
     return dict(adv=adv, rec_x=rec_x, rec_z=rec_z)
 
 @patch
+def _images(self: SRbVAE, batch):
+    "The batch's unlabelled and reference images, on [-1, 1]."
+    return self.to_model_range(batch['unlabelled']['x']), self.to_model_range(batch['reference']['x'])
+
+@patch
+def _players_loss(self: SRbVAE, L):
+    "'loss_g' = w_adv * eq 8 + w_rec_x * rec_x + w_rec_z * rec_z, and its parts, from `gen_losses`' terms."
+    return {'loss_g': self.w_adv * L['adv'] + self.w_rec_x * L['rec_x'] + self.w_rec_z * L['rec_z'], **L}
+
+@patch
 def critic_loss(self: SRbVAE, batch):
     "Eq 9 on samples drawn under no_grad: this loss cannot reach the encoders, the generator or e_r."
-    xu, xr = self.to_model_range(batch['unlabelled']['x']), self.to_model_range(batch['reference']['x'])
     with torch.no_grad():
-        q, p = self._samples(xu, xr)
+        q, p = self._samples(*self._images(batch))
     return self.disc_loss(q, p)
 
 @patch
 def player_losses(self: SRbVAE, batch):
     "The encoders' and generator's loss 'loss_g' = w_adv * eq 8 + w_rec_x * rec_x + w_rec_z * rec_z, and its parts."
-    xu, xr = self.to_model_range(batch['unlabelled']['x']), self.to_model_range(batch['reference']['x'])
-    L = self.gen_losses(*self._samples(xu, xr))
-    return {'loss_g': self.w_adv * L['adv'] + self.w_rec_x * L['rec_x'] + self.w_rec_z * L['rec_z'], **L}
+    return self._players_loss(self.gen_losses(*self._samples(*self._images(batch))))
 
 def _detached(d):
     "A copy of a dict of tensors cut from the graph."
@@ -274,11 +281,9 @@ def _detached(d):
 def train_step(self: SRbVAE, batch, opt):
     "Algorithm 1: one set of samples; the critics step on it detached, then the players on the same samples."
     if not self.reuse_samples: return TwoPlayerMixin.train_step(self, batch, opt)
-    xu, xr = self.to_model_range(batch['unlabelled']['x']), self.to_model_range(batch['reference']['x'])
-    q, p = self._samples(xu, xr)
+    q, p = self._samples(*self._images(batch))
     loss_d = self.disc_loss(_detached(q), _detached(p))
     opt.step('disc', loss_d)
-    L = self.gen_losses(q, p)    # the critics are evaluated anew (after their step); the samples are reused
-    loss_g = self.w_adv * L['adv'] + self.w_rec_x * L['rec_x'] + self.w_rec_z * L['rec_z']
-    opt.step('gen', loss_g)
-    return {'loss_d': loss_d.item(), 'loss_g': loss_g.item(), **{k: v.item() for k, v in L.items()}}
+    losses = self._players_loss(self.gen_losses(q, p))   # the critics evaluated anew (after their step)
+    opt.step('gen', losses['loss_g'])
+    return {'loss_d': loss_d.item(), **{k: v.item() for k, v in losses.items()}}
