@@ -10,7 +10,8 @@ import torch
 from .core import TensorData
 
 # %% auto #0
-__all__ = ['JOINT_NAMES', 'FINGER_NAMES', 'hand_poses', 'hand_skeleton', 'render_depth', 'hand_depth', 'depth_rgb']
+__all__ = ['JOINT_NAMES', 'FINGER_NAMES', 'JOINT_FACTORS', 'hand_poses', 'hand_skeleton', 'render_depth', 'hand_depth',
+           'depth_rgb', 'joint_variance_share']
 
 # %% ../../nbs/00_foundations/01e_data_depth.ipynb #1a7a3f53
 JOINT_NAMES = ('palm', 'thumb_mid', 'thumb_tip', 'index_mid', 'index_tip', 'middle_mid', 'middle_tip',
@@ -92,10 +93,12 @@ def hand_depth(n:int, # number of images
                noise:float=0.005, # std of the Gaussian depth noise on observed pixels
                max_depth:float=0.95, # farther than this is out of range (unobserved)
                chunk:int=2000, # images rendered at once (memory)
+               poses:dict|None=None, # poses of the n images (as from hand_poses; None: hand_poses(n, seed))
               ) -> TensorData: # x (N,1,S,S) depth in [0,1] (0 where unobserved), observed (N,1,S,S) {0,1}, h (N,22), pose (N,10)
     "Procedural depth hands with unobserved pixels; `h` = (u, v) of the 11 joints in [0, 1] image units."
     if n < 1 or size < 8: raise ValueError(f"hand_depth: expected n >= 1 and size >= 8, got n={n}, size={size}")
-    p = hand_poses(n, seed)
+    p = hand_poses(n, seed) if poses is None else poses
+    if any(len(v) != n for v in p.values()): raise ValueError(f"hand_depth: `poses` must hold n = {n} poses")
     xs, obs, hs = [], [], []
     for i in range(0, n, chunk):
         pc = {k: v[i:i + chunk] for k, v in p.items()}
@@ -146,3 +149,21 @@ def depth_rgb(x:torch.Tensor, # depth (N, 1, S, S) in [0, 1]
         o = observed.detach().cpu().float()
         rgb = rgb * o + torch.tensor(missing).view(1, 3, 1, 1) * (1 - o)
     return rgb
+
+# %% ../../nbs/00_foundations/01e_data_depth.ipynb #2f33e019
+JOINT_FACTORS = ('cx', 'cy', 'rot', 'scale', 'flex1', 'flex2', 'spread')  # what sets the joints' (u, v)
+
+def joint_variance_share(G:int=100, # settings of the joint-driving factors
+                         R:int=5, # images per setting, every other factor (and the sensor) redrawn
+                         size:int=32, # image side
+                         seed:int=0, # seed of the draws
+                         fixed:tuple=JOINT_FACTORS, # pose factors shared within a setting
+                         of:str='x', # 'x' (depth, 0 where unobserved) or 'observed' (the mask)
+                         **sensor, # hand_depth's sensor settings (dropout, holes, edge_drop, noise, max_depth)
+                        ) -> float: # 1 - E[Var(x | fixed factors)] / Var(x), pixels summed
+    "Share of the pixel variance of depth hands explained by the pose factors `fixed` (by default: the joints')."
+    base, other = hand_poses(G, seed), hand_poses(G * R, seed + 1)
+    p = {k: (np.repeat(base[k], R, 0) if k in fixed else other[k]) for k in base}
+    x = getattr(hand_depth(G * R, size, seed + 2, poses=p, **sensor), of).flatten(1).view(G, R, -1).double()
+    within = x.var(1).mean(0).sum()   # unbiased within each group of R
+    return 1 - (within / x.flatten(0, 1).var(0).sum()).item()
