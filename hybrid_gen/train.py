@@ -20,7 +20,7 @@ from .files import atomic_path, atomic_temporaries, remove_stale
 __all__ = ['CHECKPOINT_FORMAT', 'pick_device', 'seed_everything', 'History', 'NonFiniteLossError', 'optimizer_class',
            'Optimizers', 'check_model', 'param_groups_of', 'build_optimizers', 'CheckpointError', 'clean_stale',
            'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'load', 'setup_distributed',
-           'Terminated', 'FitState', 'fit']
+           'Terminated', 'FitState', 'fit', 'KeepBest']
 
 # %% ../nbs/00_foundations/03_train.ipynb #2c079923
 def _mps_ok() -> bool:
@@ -1135,3 +1135,22 @@ def fit(model: nn.Module,  # a model following the contract (param_groups, defau
         model.eval()
     if world > 1: dist.barrier()
     return history
+
+# %% ../nbs/00_foundations/03_train.ipynb #e53bca68
+class KeepBest:
+    "fit callback: every `every` steps (and at the last) score the model (lower is better) and keep the best weights."
+    def __init__(self,
+                 score,  # model -> float, lower is better
+                 every: int,  # score every `every` steps
+                 steps: int,  # the fit's last step, always scored
+                ):
+        self.score, self.every, self.steps = score, every, steps
+        self.best, self.best_step, self.state, self.trace = math.inf, None, None, []
+
+    def __call__(self, st):
+        if st.step % self.every and st.step != self.steps: return
+        s = self.score(st.model)
+        self.trace.append((st.step, s))
+        if s < self.best:
+            self.best, self.best_step = s, st.step
+            self.state = {k: v.detach().clone() for k, v in st.model.state_dict().items()}

@@ -163,7 +163,9 @@ def p_dh(self: HybridVAE, z):
     return out
 
 @patch
-def log_p_dh_given_z(self: HybridVAE, d, h, z, observed=None):
+def log_p_dh_given_z(self: HybridVAE, d, h, z, observed=None,
+                     parts=False, # True: (log p(d|z), log p(h|z)) instead of their sum
+                    ):
     "log p(d, h|z) per sample, shape z.shape[:-1]; d, h broadcast over the leading sample dims of z."
     p = self.p_dh(z)
     lead = z.shape[:-1]
@@ -177,7 +179,8 @@ def log_p_dh_given_z(self: HybridVAE, d, h, z, observed=None):
         O = observed.expand(*lead, *observed.shape[-3:]).reshape(n, *observed.shape[-3:])
         lp_d = depth_log_prob(D, O, flat('mu_d'), flat('logvar_d'), flat('obs_logits'))
     else: lp_d = gaussian_log_prob(D, flat('mu_d'), flat('logvar_d'))
-    return (lp_d + gaussian_log_prob(H, flat('mu_h'), flat('logvar_h'))).view(lead)
+    lp_h = gaussian_log_prob(H, flat('mu_h'), flat('logvar_h'))
+    return (lp_d.view(lead), lp_h.view(lead)) if parts else (lp_d + lp_h).view(lead)
 
 # %% ../../nbs/10_models/10_hybrid_vae.ipynb #b0c1d2e2
 @patch
@@ -208,18 +211,26 @@ def hybrid_objective(self: HybridVAE, d_l, h_l, d_u, obs_l=None, obs_u=None):
 
 # %% ../../nbs/10_models/10_hybrid_vae.ipynb #c0d1e2f2
 @patch
-@evaluation
-def log_weights(self: HybridVAE, d, h, k=100, observed=None, chunk=50):
-    "Importance log-weights (k, B) of log p(d, h): log p(d, h|z) + log p(z) - log q(z|d, h), z ~ q(z|d, h)."
+def _log_weight_parts(self: HybridVAE, d, h, k=100, observed=None, chunk=50):
+    "z ~ q(z|d, h), k of them in chunks: (log p(d|z) + log p(z) - log q(z|d, h), log p(h|z)), each (k, B)."
     mu, lv = self.q_z(d, h, observed)
-    out = []
+    w_d, lp_h = [], []
     for k0 in range(0, k, chunk):
         c = min(chunk, k - k0)
         z = gaussian_sample(mu.expand(c, *mu.shape), lv.expand(c, *lv.shape))
         zf = z.flatten(0, 1)
-        out.append(self.log_p_dh_given_z(d, h, z, observed) + gaussian_log_prob(zf, 0., 0.).view(c, -1)
-                   - gaussian_log_prob(zf, mu.repeat(c, 1), lv.repeat(c, 1)).view(c, -1))
-    return torch.cat(out)
+        a, b = self.log_p_dh_given_z(d, h, z, observed, parts=True)
+        w_d.append(a + gaussian_log_prob(zf, 0., 0.).view(c, -1) - gaussian_log_prob(zf, mu.repeat(c, 1),
+                                                                                      lv.repeat(c, 1)).view(c, -1))
+        lp_h.append(b)
+    return torch.cat(w_d), torch.cat(lp_h)
+
+@patch
+@evaluation
+def log_weights(self: HybridVAE, d, h, k=100, observed=None, chunk=50):
+    "Importance log-weights (k, B) of log p(d, h): log p(d, h|z) + log p(z) - log q(z|d, h), z ~ q(z|d, h)."
+    w_d, lp_h = self._log_weight_parts(d, h, k, observed, chunk)
+    return w_d + lp_h
 
 @patch
 @evaluation
@@ -247,6 +258,13 @@ def log_weights_d(self: HybridVAE, d, k=100, observed=None, chunk=50):
 def nll(self: HybridVAE, d, h, k=100, observed=None, chunk=50):
     "Importance-weighted estimate of -log p(d, h) with `k` samples, shape (B,)."
     return -log_mean_exp(self.log_weights(d, h, k, observed, chunk))
+
+@patch
+@evaluation
+def nll_terms(self: HybridVAE, d, h, k=100, observed=None, chunk=50):
+    "(-log p(d, h), -log p(d)), (B,) each, importance-weighted from the same `k` draws z ~ q(z|d, h)."
+    w_d, lp_h = self._log_weight_parts(d, h, k, observed, chunk)
+    return -log_mean_exp(w_d + lp_h), -log_mean_exp(w_d)
 
 @patch
 @evaluation
