@@ -21,12 +21,12 @@ __all__ = ['RECIPES', 'labelled_spec', 'data_mean', 'feature_trunk', 'Projection
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #11364d53
 def labelled_spec(x_shape: tuple,  # data shape without batch: (C, S, S) images or (D,) vectors
-                  unlabelled: bool = False,  # add the optional 'unlabelled' part of a semi-supervised batch
+                  unlabelled: bool = False,  # semi-supervised: a 'labelled' and an 'unlabelled' part, each optional
                  ) -> dict:
     "The batch spec of labelled data: images in [0, 1] or real-valued vectors 'x', class labels 'y'."
     kind = 'images' if len(x_shape) == 3 else 'values:x_shape'
     spec = {'x': kind, 'y': 'classes'}
-    return {'labelled': spec, 'unlabelled?': {'x': kind}} if unlabelled else spec
+    return {'labelled?': spec, 'unlabelled?': {'x': kind}} if unlabelled else spec
 
 def data_mean(h: torch.Tensor,  # raw decoder output (B, *x_shape)
               x_shape: tuple,   # data shape without batch
@@ -124,9 +124,9 @@ def recipe_optim(recipe: str, groups) -> dict:
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #3ae35830
 def _parts(batch):
-    "(labelled, unlabelled | None) of a flat {'x', 'y'} batch (all labelled) or a {'labelled', 'unlabelled'?} one."
+    "(labelled | None, unlabelled | None) of a flat {'x', 'y'} batch (all labelled) or a nested one."
     if 'x' in batch: return batch, None
-    return batch['labelled'], batch.get('unlabelled')
+    return batch.get('labelled'), batch.get('unlabelled')
 
 class LrLiVAE(Model):
     "Label-relevant / label-irrelevant VAE (Zheng & Sun 2019) with its pixel discriminator: Algorithm 1."
@@ -180,9 +180,11 @@ class LrLiVAE(Model):
             self.x_shape, n_classes, feat_dim=disc_feat, hidden=hidden, **kw)
 
     def check_batch(self, batch):
-        "`batch_spec` for a nested batch; a flat {'x', 'y'} batch is checked as the labelled part alone."
-        if isinstance(batch, dict) and 'x' in batch: check_spec(self, batch, self.batch_spec['labelled'])
-        else: super().check_batch(batch)
+        "`batch_spec` for a nested batch (at least one part); a flat {'x', 'y'} batch is the labelled part alone."
+        if isinstance(batch, dict) and 'x' in batch: return check_spec(self, batch, self.batch_spec['labelled?'])
+        super().check_batch(batch)
+        if not any(k in batch for k in ('labelled', 'unlabelled')):
+            raise KeyError(f"LrLiVAE: a nested batch needs a 'labelled' or an 'unlabelled' part, got {list(batch)}")
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #d803d9d8
 @patch
@@ -263,7 +265,7 @@ def lkd_loss(self: LrLiVAE, zs, y=None):  # zs: (B, zs_dim), y: (B,) or None
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #60c77c8e
 @patch
-def step_draws(self: LrLiVAE, lab, unl=None):  # labelled {'x', 'y'}, unlabelled {'x'} or None
+def step_draws(self: LrLiVAE, lab, unl=None):  # labelled {'x', 'y'} or None, unlabelled {'x'} or None
     "Algorithm 1 lines 11-17 at the step's starting parameters: detached z_s, eps and z_u shared by the players."
     c = {}
     with torch.no_grad():
@@ -283,57 +285,57 @@ def gm_loss(self: LrLiVAE, lab):  # labelled {'x', 'y'}
             'gm_lkd': l_lkd.mean().detach()}
 
 @patch
-def enc_s_loss(self: LrLiVAE, lab, unl, c):  # labelled, unlabelled or None, the step's draws
-    "Line 25: psi's loss s_rec L_rec + s_lkd L_lkd at the shared z_u (eq 11's L_lkd for unlabelled x)."
-    w = self.weights
-    zs = self.encode_s(lab['x'])
-    l_rec, l_lkd = rec_loss(lab['x'], self.mean_x(zs, c['zu'])), self.lkd_loss(zs, lab['y'])
-    out = {'enc_s': (w['s_rec'] * l_rec + w['s_lkd'] * l_lkd).mean(), 'rec': l_rec.mean().detach(),
-           'lkd': l_lkd.mean().detach()}
-    if unl is not None:
-        zs = self.encode_s(unl['x'])
-        l_rec, l_lkd = rec_loss(unl['x'], self.mean_x(zs, c['zu_u'])), self.lkd_loss(zs)
-        out['enc_s'] = out['enc_s'] + (w['s_rec'] * l_rec + w['s_lkd'] * l_lkd).mean()
-        out.update(rec_unl=l_rec.mean().detach(), lkd_unl=l_lkd.mean().detach())
-    return out
+def enc_s_loss(self: LrLiVAE, lab, unl, c):  # labelled or None, unlabelled or None, the step's draws
+    "Line 25: psi's loss s_rec L_rec + s_lkd L_lkd at the shared z_u, per part (eq 11's L_lkd for unlabelled x)."
+    w, out, total = self.weights, {}, 0.
+    for part, sfx, tag in ((lab, '', ''), (unl, '_u', '_unl')):
+        if part is None: continue
+        zs = self.encode_s(part['x'])
+        l_rec = rec_loss(part['x'], self.mean_x(zs, c['zu' + sfx]))
+        l_lkd = self.lkd_loss(zs, part['y'] if part is lab else None)
+        total = total + (w['s_rec'] * l_rec + w['s_lkd'] * l_lkd).mean()
+        out.update({'rec' + tag: l_rec.mean().detach(), 'lkd' + tag: l_lkd.mean().detach()})
+    return {'enc_s': total, **out}
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #77b91dc5
 @patch
 def enc_u_loss(self: LrLiVAE, lab, unl, c):
     "Line 26: phi's loss L_E^adv + u_kl L_kl + u_rec L_rec, with the step's eps (no L_E^adv without a label)."
-    w = self.weights
-    mu, logvar = self.q_zu(lab['x'])
-    zu = mu + (0.5 * logvar).exp() * c['eps']
-    l_adv, l_kl = uniform_ce(self.classifier(zu)), kl_std_normal(mu, logvar)
-    l_rec = rec_loss(lab['x'], self.mean_x(c['zs'], zu))
-    out = {'enc_u': (l_adv + w['u_kl'] * l_kl + w['u_rec'] * l_rec).mean(),
-           'adv_e': l_adv.mean().detach(), 'kl': l_kl.mean().detach()}
-    if unl is not None:
-        mu, logvar = self.q_zu(unl['x'])
-        zu = mu + (0.5 * logvar).exp() * c['eps_u']
-        l_kl, l_rec = kl_std_normal(mu, logvar), rec_loss(unl['x'], self.mean_x(c['zs_u'], zu))
-        out['enc_u'] = out['enc_u'] + (w['u_kl'] * l_kl + w['u_rec'] * l_rec).mean()
-        out['kl_unl'] = l_kl.mean().detach()
-    return out
+    w, out, total = self.weights, {}, 0.
+    for part, sfx, tag in ((lab, '', ''), (unl, '_u', '_unl')):
+        if part is None: continue
+        mu, logvar = self.q_zu(part['x'])
+        zu = mu + (0.5 * logvar).exp() * c['eps' + sfx]
+        l_kl, l_rec = kl_std_normal(mu, logvar), rec_loss(part['x'], self.mean_x(c['zs' + sfx], zu))
+        total = total + (w['u_kl'] * l_kl + w['u_rec'] * l_rec).mean()
+        out['kl' + tag] = l_kl.mean().detach()
+        if part is lab:  # the adversarial term needs a labelled batch's classifier
+            l_adv = uniform_ce(self.classifier(zu))
+            total = total + l_adv.mean()
+            out['adv_e'] = l_adv.mean().detach()
+    return {'enc_u': total, **out}
 
 @patch
 def adv_cls_loss(self: LrLiVAE, lab, unl, c):
-    "Line 27: omega's loss L_C^adv = -log q(y|z_u) at the shared z_u."
+    "Line 27: omega's loss L_C^adv = -log q(y|z_u) at the shared z_u (nothing without labelled data)."
+    if lab is None: return {}
     l = F.cross_entropy(self.classifier(c['zu']), lab['y'])
     return {'adv_cls': l, 'adv_c': l.detach()}
 
 @patch
 def dec_loss(self: LrLiVAE, lab, unl, c):
-    "Line 28: theta's loss dec_rec L_rec (+ eq 10's L_GD^adv); leaves the detached fakes in `c` for the critic."
+    "Line 28: theta's loss dec_rec L_rec (+ eq 10's L_GD^adv, labelled data); leaves the fakes in `c` for the critic."
+    loss = 0.
+    if unl is not None: loss = rec_loss(unl['x'], self.mean_x(c['zs_u'], c['zu_u'])).mean()
+    if lab is None: return {'dec': self.weights['dec_rec'] * loss}  # the critic needs a class: no GAN term
     x_f = self.mean_x(c['zs'], c['zu'])
-    loss = rec_loss(lab['x'], x_f).mean()
-    if unl is not None: loss = loss + rec_loss(unl['x'], self.mean_x(c['zs_u'], c['zu_u'])).mean()
-    loss = self.weights['dec_rec'] * loss
+    loss = self.weights['dec_rec'] * (rec_loss(lab['x'], x_f).mean() + loss)
     return with_pixel_gan(self, loss, x_f, lab['y'], c)
 
 @patch
 def disc_loss(self: LrLiVAE, lab, unl, c):
-    "Line 29: theta_d's loss L_D^adv of eq 10 against the step's reconstructions and prior samples."
+    "Line 29: theta_d's loss L_D^adv of eq 10 against the step's reconstructions and prior samples (labelled data)."
+    if lab is None: return {}
     fakes = lambda: (self.mean_x(c['zs'], c['zu']), self.prior_x(lab['y']))
     return {'disc': pixel_gan_disc_loss(self.critic, lab['x'], lab['y'], c, fakes, self.gan_loss)}
 
@@ -363,7 +365,7 @@ def players(self: LrLiVAE) -> dict:
 def forward(self: LrLiVAE, batch):  # flat {'x', 'y'} or {'labelled': ..., 'unlabelled'?: ...}
     "Every player's loss at the current parameters under its group's name, plus the logged terms."
     lab, unl = _parts(batch)
-    out, c = self.gm_loss(lab), self.step_draws(lab, unl)
+    out, c = ({} if lab is None else self.gm_loss(lab)), self.step_draws(lab, unl)
     for loss in self.players().values(): out.update(loss(lab, unl, c))
     return out
 
@@ -372,13 +374,14 @@ def train_step(self: LrLiVAE, batch, opt):
     "Algorithm 1: n_gm GM steps on (psi, mu_c, sigma_c), then psi, phi, omega, theta, theta_d, each on its own loss."
     lab, unl = _parts(batch)
     logs = {}
-    for _ in range(self.n_gm):
+    for _ in range(self.n_gm if lab is not None else 0):  # the GM steps need labels
         out = self.gm_loss(lab)
         opt.step_all({'gm': out['gm'], 'enc_s': out['gm']})
         logs.update({k: v.item() for k, v in out.items()})
     c = self.step_draws(lab, unl)
     for group, loss in self.players().items():
         out = loss(lab, unl, c)
+        if group not in out: continue  # a player with nothing to learn from this batch (no labelled part)
         opt.step(group, out[group])
         logs.update({k: v.item() for k, v in out.items()})
     return logs
