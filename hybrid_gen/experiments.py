@@ -281,7 +281,10 @@ def run_jobs(job: Callable,        # job(cfg, seed, ctx) -> dict of metrics
         _write_json(jdir/'config.json', {'cfg': cfg, 'seed': seed, 'context': context or {}})
         if (jdir/'error.txt').exists(): (jdir/'error.txt').unlink()
         if not (jdir/'record.json').exists(): todo.append((cfg, seed, jdir))
-    if log and len(todo) < len(pairs): log(f"{len(pairs) - len(todo)} of {len(pairs)} jobs already done (cached)")
+    if log and len(todo) < len(pairs):  # with the time they took when they ran (a cached pass does not redo it)
+        ran = sum(json.loads((root/k/'record.json').read_text())['job_seconds'] for k in keys
+                  if (root/k/'record.json').exists())
+        log(f"{len(pairs) - len(todo)} of {len(pairs)} jobs already done (cached; {ran:.0f} s of jobs when they ran)")
     t0, done = time.time(), len(pairs) - len(todo)
     def report(cfg, seed, jdir):
         nonlocal done
