@@ -220,8 +220,8 @@ def _log_weight_parts(self: HybridVAE, d, h, k=100, observed=None, chunk=50):
         z = gaussian_sample(mu.expand(c, *mu.shape), lv.expand(c, *lv.shape))
         zf = z.flatten(0, 1)
         a, b = self.log_p_dh_given_z(d, h, z, observed, parts=True)
-        w_d.append(a + gaussian_log_prob(zf, 0., 0.).view(c, -1) - gaussian_log_prob(zf, mu.repeat(c, 1),
-                                                                                      lv.repeat(c, 1)).view(c, -1))
+        log_q = gaussian_log_prob(zf, mu.repeat(c, 1), lv.repeat(c, 1)).view(c, -1)
+        w_d.append(a + gaussian_log_prob(zf, 0., 0.).view(c, -1) - log_q)
         lp_h.append(b)
     return torch.cat(w_d), torch.cat(lp_h)
 
