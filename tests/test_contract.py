@@ -165,3 +165,52 @@ def test_out_of_range_labels_refused(cls):
         model.check_batch(wrong)
     with pytest.raises(ValueError, match=r'must lie in \[0, \d+\)'):
         fit(model, [batch, wrong], steps=2, progress=False)
+
+
+def _to_double(t):
+    return t.double() if torch.is_tensor(t) and t.is_floating_point() else t
+
+
+def _map_floats(batch, fn):
+    "A copy of a (nested) batch with `fn` applied to every floating-point tensor."
+    return {k: _map_floats(v, fn) if isinstance(v, dict) else fn(v) for k, v in batch.items()}
+
+
+# Classes whose chapters still draw noise (or build tensors) in the default dtype, so that a `.double()` model fails
+# with "mat1 and mat2 must have the same dtype": expected failures until their chapter draws in the parameters' dtype.
+FLOAT64_PENDING = {
+    'VAE': '10_models/00_vae', 'RbVAE': '10_models/20_rbvae', 'SRbVAE': '10_models/20_rbvae',
+    **dict.fromkeys(['PGVAE', 'BetaVAE', 'BetaTCVAE', 'DIPVAE', 'SVAE'], '10_models/21_disentangling_baselines'),
+    **dict.fromkeys(['CVAE', 'CVAEGAN', 'BaoCVAEGAN', 'CGAN'], '10_models/31_conditional_baselines'),
+}
+
+
+def _float64_param(cls):
+    if cls.__name__ not in FLOAT64_PENDING: return pytest.param(cls, id=cls.__name__)
+    why = f"draws in the default dtype (to fix in nbs/{FLOAT64_PENDING[cls.__name__]}.ipynb)"
+    return pytest.param(cls, id=cls.__name__, marks=pytest.mark.xfail(reason=why, raises=RuntimeError))
+
+
+@pytest.mark.parametrize('cls', [_float64_param(c) for c in CLASSES])
+def test_float64(cls):
+    "A `.double()` model trains, encodes and samples in float64: every draw it makes follows its parameters' dtype."
+    torch.manual_seed(0)
+    model, batch, cond = cls.toy()
+    model = model.double()
+    batch, cond = _map_floats(batch, _to_double), _map_floats(cond, _to_double)
+    losses = model(batch)
+    for k, v in losses.items():
+        assert v.dtype == torch.float64 and math.isfinite(v.item()), (cls.__name__, k, v.dtype, v)
+    graphs = [v for v in losses.values() if v.requires_grad]
+    assert graphs, f"{cls.__name__}.forward returned no loss with a graph"
+    sum(graphs).backward()
+    assert all(p.grad is None or p.grad.dtype == torch.float64 for p in model.parameters())
+    x = next(t for t in _leaves(model, batch) if t.ndim == 4)
+    for k, v in model.encode(x, **cond).items():
+        assert v.dtype == torch.float64, (cls.__name__, k, v.dtype)
+    assert model.reconstruct(x, **cond).dtype == torch.float64
+    n = x.shape[0]
+    s = model.sample(n, **cond)
+    assert s.dtype == torch.float64 and s.shape == (n, *model.x_shape) and _in01(s)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(model.sample(n, generator=g1, **cond), model.sample(n, generator=g2, **cond))

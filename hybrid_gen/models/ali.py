@@ -228,10 +228,15 @@ class _AdversarialInference(Model):
         "The encoder's input: x (in [-1, 1]) plus Gaussian noise of std `enc_noise`, in training mode only."
         return xm + self.enc_noise * torch.randn_like(xm) if self.training and self.enc_noise else xm
 
+    @property
+    def dtype(self) -> torch.dtype:
+        "The floating-point type of the parameters: noise is drawn in it, so a `.double()` model runs in float64."
+        return next(self.parameters()).dtype
+
     def _normal(self, shape, generator=None):
-        "Standard normal draws of `shape` on the model's device (from `generator` where given)."
-        if generator is None: return torch.randn(shape, device=self.device)
-        return torch.randn(shape, generator=generator, device=generator.device).to(self.device)
+        "Standard normal draws of `shape` in the parameters' dtype, on the model's device (from `generator` if given)."
+        if generator is None: return torch.randn(shape, device=self.device, dtype=self.dtype)
+        return torch.randn(shape, generator=generator, device=generator.device, dtype=self.dtype).to(self.device)
 
     def _draw(self, mu, logvar, sample=True, generator=None):
         "A reparameterised sample of N(mu, exp(logvar)) (the mean with sample=False)."

@@ -321,12 +321,17 @@ def decode(self: HybridVAE, z, # codes (B, z_dim)
     "Mean image E[d|z] in [0, 1], (B, C, S, S)."
     return self.decode_joint(z)['d']
 
+@patch(as_prop=True)
+def dtype(self: HybridVAE) -> torch.dtype:
+    "The floating-point type of the parameters: draws are made in it, so a `.double()` model runs in float64."
+    return next(self.parameters()).dtype
+
 @patch
 def _draw(self: HybridVAE, shape, generator=None, uniform=False):
-    "Standard normal (or uniform) draws of `shape` from `generator` (on its device), moved to the model's device."
+    "Standard normal (or uniform) draws of `shape` in the parameters' dtype from `generator`, on the model's device."
     dev = self.device if generator is None else generator.device
     fn = torch.rand if uniform else torch.randn
-    return fn(*shape, generator=generator, device=dev).to(self.device)
+    return fn(*shape, generator=generator, device=dev, dtype=self.dtype).to(self.device)
 
 @patch
 def _sir_codes(self: HybridVAE, h, # labels (n, h_dim)
