@@ -59,7 +59,8 @@ def dequantize(x: torch.Tensor,  # 8-bit images stored as k/255 in [0, 1]
 
 def bits_per_dim(nll: torch.Tensor | float,  # nats per image: -log p(u) of a density on [0, 1]^D, or a discrete NLL
                  n_dims: int,                # D, values per image (C * H * W)
-                 discrete: bool = False,     # True: `nll` is already a discrete NLL (a discretised likelihood)
+                 *,
+                 discrete: bool,             # required: True for a discrete NLL -log P(x), False for -log p(u)
                 ):
     "Bits per dimension: (-log p(u) + D log 256) / (D log 2) for a dequantised density, -log P(x) / (D log 2) if discrete."
     return (nll + (0 if discrete else n_dims * math.log(256))) / (n_dims * math.log(2))

@@ -290,6 +290,14 @@ def predict_h(self: HybridVAE, d, observed=None):
     "Prediction of the label: the mean of q(h|d), shape (B, h_dim)."
     return self.q_h(d, observed)[0]
 
+@patch
+def bits_per_dim(self: HybridVAE, nll, # an NLL of this model, nats per example: -log p(d) or -log p(d, h)
+                ):
+    "The NLL in bits per pixel value; p(d|z) is a density on dequantised images, so the dequantised unit."
+    if self.likelihood == 'depth': raise ValueError("bits/dim are for 8-bit images: a depth model's NLL stays in nats")
+    from hybrid_gen.metrics import bits_per_dim  # here: the model module does not import scikit-learn
+    return bits_per_dim(nll, math.prod(self.x_shape), discrete=False)
+
 # %% ../../nbs/10_models/10_hybrid_vae.ipynb #d0e1f2a2
 @patch
 @evaluation
