@@ -4,7 +4,8 @@
 
 # %% ../nbs/00_foundations/03_train.ipynb #5e0ae0c1
 from __future__ import annotations
-import atexit, glob, hashlib, importlib, inspect, math, os, random, signal, sys, tempfile, threading, warnings
+import atexit, errno, glob, hashlib, importlib, inspect, math, os, random, shutil, signal, sys, tempfile, threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -50,10 +51,11 @@ def seed_everything(seed: int,  # the seed
 
 # %% ../nbs/00_foundations/03_train.ipynb #44d69e16
 class History:
-    "Every loss returned by `train_step`, per step: `h.losses[name]` aligned with `h.steps`."
+    "Every loss returned by `train_step`, per step (`h.losses[name]` aligned with `h.steps`); images drawn per part."
     def __init__(self):
         self.steps: list[int] = []
         self.losses: dict[str, list[float]] = {}
+        self.images_seen: dict[str, int] = {}  # part -> examples drawn in all steps (all processes, resumes included)
 
     def log(self, step: int, losses: dict):
         "Record `losses` (name -> float) after update number `step`."
@@ -62,6 +64,10 @@ class History:
             if k not in self.losses: self.losses[k] = [math.nan] * n
         self.steps.append(int(step))
         for k, l in self.losses.items(): l.append(float(losses.get(k, math.nan)))
+
+    def count(self, images: dict):
+        "Add `images` (part name -> examples drawn at one step) to `images_seen`."
+        for k, n in images.items(): self.images_seen[k] = self.images_seen.get(k, 0) + int(n)
 
     def mean(self, name: str,  # a loss name
              last: int = 100,  # average over the last `last` steps (NaN entries ignored)
@@ -75,9 +81,12 @@ class History:
     def __repr__(self):
         return f"History({len(self)} steps; " + ', '.join(f"{k}={self.mean(k, 10):.4g}" for k in self.losses) + ")"
 
-    def state_dict(self) -> dict: return {'steps': list(self.steps), 'losses': {k: list(v) for k, v in self.losses.items()}}
+    def state_dict(self) -> dict:
+        return {'steps': list(self.steps), 'losses': {k: list(v) for k, v in self.losses.items()},
+                'images_seen': dict(self.images_seen)}
     def load_state_dict(self, s: dict):
         self.steps, self.losses = list(s['steps']), {k: list(v) for k, v in s['losses'].items()}
+        self.images_seen = dict(s.get('images_seen', {}))
         return self
 
     def plot(self, names: list[str] | None = None,  # losses to plot (None: all)
@@ -407,10 +416,28 @@ def clean_stale(path,  # a checkpoint file
         except FileNotFoundError: pass
     return sorted(gone)
 
+def _write_error(e: BaseException, path: Path) -> OSError | None:
+    "A one-line OSError naming `path` for a failed write (a full disk said as such); None if `e` is no write error."
+    code = getattr(e, 'errno', None)
+    if isinstance(e, OSError) and code is None and len(e.args) == 1 and isinstance(e.args[0], int): code = e.args[0]
+    if not (isinstance(e, OSError) or (isinstance(e, RuntimeError) and 'write' in str(e))): return None
+    try: free = f"{shutil.disk_usage(path.parent).free / 2 ** 20:.0f} MB free there"
+    except OSError: free = 'free space unknown'
+    if code in (errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)):
+        why = f"the disk is full (no space left on device; {free})"
+    else: why = f"{getattr(e, 'strerror', None) or (str(e).splitlines() or [type(e).__name__])[0]} ({free})"
+    return OSError(code, f"could not write the checkpoint {str(path)!r}: {why}; free some space or choose another "
+                         "ckpt=... (the previous checkpoint, if any, is intact)")
+
 def _atomic_save(obj, path: Path):
     "torch.save through `atomic_path` (all or nothing), after removing leftovers of killed saves."
     clean_stale(path)
-    with atomic_path(path) as tmp: torch.save(obj, tmp)
+    try:
+        with atomic_path(path) as tmp: torch.save(obj, tmp)
+    except (OSError, RuntimeError) as e:
+        err = _write_error(e, path)
+        if err is None: raise
+        raise err from None
 
 # %% ../nbs/00_foundations/03_train.ipynb #6d5654e1
 def rng_state() -> dict:
@@ -503,13 +530,16 @@ def _read_checkpoint(path: Path) -> dict:
                               f"this hybrid_gen {hybrid_gen.__version__} reads format {CHECKPOINT_FORMAT}")
     return ck
 
-def _load_weights(ck: dict, path: Path, model: nn.Module):
+def _check_names(ck: dict, path: Path, model: nn.Module):
     if ck['model_class'] != _class_name(model):
         raise CheckpointError(f"{str(path)!r} holds a {ck['model_class']}, expected a {_class_name(model)}")
     names = [n for n, _ in model.named_parameters()]
     if ck['param_names'] != names:
         raise CheckpointError(f"{str(path)!r}: parameter names differ from this {type(model).__name__}'s: "
                               f"{_diff(names, ck['param_names'])}")
+
+def _load_weights(ck: dict, path: Path, model: nn.Module):
+    _check_names(ck, path, model)
     try: model.load_state_dict(ck['model'])
     except RuntimeError as e:
         raise CheckpointError(f"{str(path)!r} does not fit this {type(model).__name__}: {e}") from None
@@ -543,8 +573,16 @@ def load_checkpoint(path,  # checkpoint file
     return ck
 
 # %% ../nbs/00_foundations/03_train.ipynb #21545557
-def _import_class(ck: dict, path: Path):
+def _allowed(mod: str, modules: list[str]) -> bool:
+    "May `load` import `mod`: hybrid_gen's own, the running program (`__main__`), or one the caller named?"
+    return any(mod == n or mod.startswith(n + '.') for n in ['hybrid_gen', '__main__', *modules])
+
+def _import_class(ck: dict, path: Path, modules: list[str] = ()):
+    "The model class the checkpoint names, imported only from an allowed module (and checked to be a model)."
     mod, qual = ck.get('model_module'), ck.get('model_qualname')
+    if not isinstance(mod, str) or not _allowed(mod, list(modules)):
+        raise CheckpointError(f"{str(path)!r} names the model module {mod!r}, which load imports only when asked to "
+                              f"(importing a module runs its code); if you trust it: load(path, modules=[{mod!r}])")
     try:
         obj = importlib.import_module(mod)
         for part in qual.split('.'): obj = getattr(obj, part)
@@ -552,29 +590,60 @@ def _import_class(ck: dict, path: Path):
         raise CheckpointError(f"{str(path)!r} holds a {ck['model_class']}, which cannot be imported here ({e}); "
                               "import or define it at module level, or build the model and use load_checkpoint(path, "
                               "model)") from None
+    if not (isinstance(obj, type) and issubclass(obj, nn.Module) and callable(getattr(obj, 'from_config', None))):
+        raise CheckpointError(f"{str(path)!r} names {mod}.{qual}, which is not a model class with from_config")
     return obj
 
+# %% ../nbs/00_foundations/03_train.ipynb #09889885
+_SLACK = 1 << 24  # elements a model may hold beyond its stored tensors (buffers rebuilt, not stored)
+
+def _check_shell(ck: dict, path: Path, shell: nn.Module):
+    "Refuse a model built on the meta device whose names, shapes or size do not match the checkpoint's tensors."
+    _check_names(ck, path, shell)
+    stored = ck['model']
+    bad = [f"{k}: {tuple(stored[k].shape)} stored, {tuple(t.shape)} built" for k, t in shell.state_dict().items()
+           if k in stored and tuple(stored[k].shape) != tuple(t.shape)]
+    if bad:
+        more = ' ...' if len(bad) > 3 else ''
+        raise CheckpointError(f"{str(path)!r}: its model_config builds other shapes than it stores "
+                              f"({'; '.join(bad[:3])}{more}): the config does not belong to these weights")
+    n_stored = sum(t.numel() for t in stored.values() if isinstance(t, torch.Tensor))
+    n_built = sum(t.numel() for t in [*shell.parameters(), *shell.buffers()])
+    if n_built > 2 * n_stored + _SLACK:
+        raise CheckpointError(f"{str(path)!r}: its model_config builds {n_built:,} numbers but it stores {n_stored:,} "
+                              "(refused before allocating them): the config does not belong to these weights")
+
+def _build(cls, ck: dict, path: Path, networks: dict) -> nn.Module:
+    "Build the model on the meta device and check it (no memory used), then for real on the CPU."
+    try:
+        with torch.device('meta'): shell = cls.from_config(ck['model_config'], **networks)
+    except Exception: shell = None  # (the real build below raises any genuine error of the config)
+    if shell is not None: _check_shell(ck, path, shell)
+    return cls.from_config(ck['model_config'], **networks)
+
+# %% ../nbs/00_foundations/03_train.ipynb #4ad54483
 def load(path,  # a checkpoint written by fit or save_checkpoint
          *,
          optimizers: bool = False,  # also rebuild the optimizers and load their states: return (model, opt)
-         **modules,  # the custom networks the model was built with (e.g. encoder=MyEncoder()), passed again
+         modules: list[str] | str = (),  # modules besides hybrid_gen's and __main__ that may be imported for the class
+         **networks,  # the custom networks the model was built with (e.g. encoder=MyEncoder()), passed again
          ):
     "Rebuild the model stored in checkpoint `path` (class and constructor arguments) with its trained weights."
     path = Path(path)
+    modules = [modules] if isinstance(modules, str) else list(modules)
+    if not all(isinstance(m, str) for m in modules):
+        raise TypeError(f"load: modules must be module names (str), got {modules!r}")
     ck = _read_checkpoint(path)
     if ck.get('model_config') is None:
         raise CheckpointError(f"{str(path)!r} holds a {ck['model_class']} without its constructor arguments (the model "
-                              "has "
-                              "no portable_config(): derive it from hybrid_gen.models.core.Model), so load cannot "
-                              "rebuild it; "
-                              "build the model yourself and call load_checkpoint(path, model)")
-    missing = [n for n in ck['model_custom'] if n not in modules]
+                              "has no portable_config(): derive it from hybrid_gen.models.core.Model), so load cannot "
+                              "rebuild it; build the model yourself and call load_checkpoint(path, model)")
+    missing = [n for n in ck['model_custom'] if n not in networks]
     if missing:
         raise TypeError(f"load: {str(path)!r} was trained with custom network(s) {missing}, whose code a checkpoint "
                         f"cannot hold; pass them again: load(path, {', '.join(n + '=...' for n in missing)}) "
                         "(their weights come from the checkpoint)")
-    cls = _import_class(ck, path)
-    model = cls.from_config(ck['model_config'], **modules)
+    model = _build(_import_class(ck, path, modules), ck, path, networks)
     _load_weights(ck, path, model)
     model.eval()
     if not optimizers: return model
@@ -634,11 +703,14 @@ def _sync_buffers(bufs, world):
         b.copy_(flat[i:i + b.numel()].view_as(b))
         i += b.numel()
 
-def _avg_losses(losses: dict, world: int, device) -> dict:
-    ks = sorted(losses)
-    t = torch.tensor([float(losses[k]) for k in ks], dtype=torch.float64, device=device)
+def _avg_losses(losses: dict, world: int, device, images: dict | None = None) -> tuple[dict, dict]:
+    "Losses averaged and images drawn (part -> count) summed over all processes, in one all-reduce."
+    ks, ps = sorted(losses), sorted(images or {})
+    t = torch.tensor([float(losses[k]) for k in ks] + [float(images[p]) for p in ps], dtype=torch.float64,
+                     device=device)
     dist.all_reduce(t)
-    return dict(zip(ks, (t / world).tolist()))
+    v = t.tolist()
+    return dict(zip(ks, [x / world for x in v[:len(ks)]])), {p: int(round(x)) for p, x in zip(ps, v[len(ks):])}
 
 # %% ../nbs/00_foundations/03_train.ipynb #a7b84d87
 def _is_int(v) -> bool:
@@ -771,49 +843,72 @@ def _flat(b, prefix: str = '') -> dict:
         elif isinstance(v, torch.Tensor): out[f"{prefix}{k}"] = v
     return out
 
-def _sample_hash(tensors: dict, n: int = 16) -> str:
-    "Hash of `n` examples spread over each tensor (first axis = examples), with their names, dtypes and shapes."
-    h = hashlib.sha256()
+_CHUNK = 1 << 24  # bytes hashed at a time: bounds the copy of a GPU-resident or strided tensor
+
+def _hash_tensor(h, t: torch.Tensor):
+    "Feed `t`'s dtype, shape and every byte into hash `h`, a chunk of rows at a time (copied to the CPU if needed)."
+    t = t.detach()
+    h.update(f"{t.dtype} {tuple(t.shape)}".encode())
+    t = t.reshape(1) if t.ndim == 0 else t
+    rows = max(1, _CHUNK // max(1, t[0].numel() * t.element_size())) if len(t) else 1
+    for i in range(0, len(t), rows):
+        h.update(t[i:i + rows].cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+
+def _data_hash(tensors: dict) -> str:
+    "SHA-256 over every byte of every tensor, with their names, dtypes and shapes (names sorted)."
+    h = hashlib.sha256()  # (on CPUs with SHA instructions, twice as fast as BLAKE2b)
     for k in sorted(tensors):
-        t = tensors[k]
-        idx = torch.linspace(0, max(len(t) - 1, 0), min(len(t), n)).round().long()
-        rows = t[idx.to(t.device)].detach().cpu().contiguous()
-        h.update(f"{k} {rows.dtype} {tuple(t.shape)}".encode())
-        h.update(rows.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+        h.update(k.encode())
+        _hash_tensor(h, tensors[k])
+    return h.hexdigest()[:32]
 
 def _describe(tensors: dict, skip_first: bool) -> dict:
     return {k: f"{t.dtype} {tuple(t.shape[1:] if skip_first else t.shape)}" for k, t in tensors.items()}
 
+# %% ../nbs/00_foundations/03_train.ipynb #c3c49c95
 @patch
 def fingerprint(self: _Indexed) -> dict:
-    "Sampler seed and options, and per part: size, batch size, tensor dtypes and shapes, a sample hash."
+    "Sampler seed and options, and per part: size, batch size, tensor dtypes and shapes, a hash of all its data."
     parts = getattr(self.src, 'parts', None)
     if not isinstance(parts, dict):  # a duck-typed sampler: its batch 0
         b = _flat(self.src.get(0))
-        return {'sampler': type(self.src).__name__, **_describe(b, False), 'sample': _sample_hash(b)}
+        return {'sampler': type(self.src).__name__, **_describe(b, False), 'batch 0 hash': _data_hash(b)}
     fp = {'sampler': type(self.src).__name__}
     for k in ('seed', 'shuffle', 'drop_last'): fp[k] = getattr(self.src, k, None)
     for k, (d, bs) in parts.items():
         name = 'data' if k == '_' else k
         ten = dict(d.items())
-        fp.update({f"{name}.size": len(d), f"{name}.batch_size": bs, f"{name}.sample": _sample_hash(ten)})
+        fp.update({f"{name}.size": len(d), f"{name}.batch_size": bs, f"{name}.hash": _data_hash(ten)})
         fp.update({f"{name}.{t}": v for t, v in _describe(ten, True).items()})
     return fp
 
 @patch
 def fingerprint(self: _Stream) -> dict:
-    "The iterable's type and length, and the structure, shapes and a hash of its first batch."
+    "The iterable's type and length, its first batch's structure and shapes, and a hash of every batch of a list."
     try: n = len(self.src)
     except TypeError: n = None
     b = _flat(self.first())
-    shapes = {f"first batch {k}": v for k, v in _describe(b, False).items()}
-    return {'sampler': type(self.src).__name__, 'len': n, **shapes,
-            'first batch sample': _sample_hash(b)}
+    fp = {'sampler': type(self.src).__name__, 'len': n}
+    fp.update({f"first batch {k}": v for k, v in _describe(b, False).items()})
+    if isinstance(self.src, (list, tuple)):  # in memory already: hash it all
+        fp['hash'] = _data_hash({f"{i}.{k}": t for i, bi in enumerate(self.src) if isinstance(bi, dict)
+                                 for k, t in _flat(bi).items()})
+    else: fp['first batch hash'] = _data_hash(b)  # (a DataLoader: hashing all would load a whole epoch)
+    return fp
+
+# %% ../nbs/00_foundations/03_train.ipynb #5e9bc4f8
+def _sampled(fp: dict) -> bool:
+    "Is `fp` a fingerprint of older hybrid_gen, with hashes of 16 sampled examples instead of all the data?"
+    return any(k.endswith('sample') for k in fp) and not any(k.endswith('hash') for k in fp)
 
 def _check_fingerprint(old: dict | None, new: dict, path: Path, force: bool):
     "Refuse (or, forced, warn about) a resume on other data than the checkpoint's."
     if old is None: return
+    if _sampled(old):
+        warnings.warn(f"fit: {str(path)!r} holds an older, sampled data fingerprint: the data are checked by size, "
+                      "shape and settings only")
+        old = {k: v for k, v in old.items() if not k.endswith('sample')}
+        new = {k: v for k, v in new.items() if not k.endswith('hash')}
     keys = list(old) + [k for k in new if k not in old]
     diff = [f"{k}: {old.get(k, 'absent')!r} -> {new.get(k, 'absent')!r}" for k in keys if old.get(k) != new.get(k)]
     if not diff: return
@@ -822,6 +917,24 @@ def _check_fingerprint(old: dict | None, new: dict, path: Path, force: bool):
         raise CheckpointError(msg + "; resume with the same data, batch size and seed, or pass resume='force' to "
                                     "continue anyway")
     warnings.warn(f"fit: resume='force': {msg}")
+
+# %% ../nbs/00_foundations/03_train.ipynb #037dcd32
+def _images(b: dict, step: int) -> dict:
+    "Examples per part of batch `b` (a nested dict's parts; its flat tensors are part 'data'); an empty one: error."
+    groups = {k: _flat(v) for k, v in b.items() if isinstance(v, dict)}
+    top = {k: v for k, v in b.items() if isinstance(v, torch.Tensor)}
+    if top or not groups: groups = {'data': top, **groups}
+    out = {}
+    for part, ts in groups.items():
+        where = '' if len(groups) == 1 else f" (part {part!r})"
+        if not ts: raise ValueError(f"fit: batch {step}{where} holds no tensors; expected a dict name -> tensor")
+        for name, t in ts.items():
+            if t.numel() == 0:
+                raise ValueError(f"fit: batch {step} is empty{where}: '{name}' has shape {tuple(t.shape)}; every batch "
+                                 "needs at least one example with at least one value (an empty data set?)")
+        rows = [t.shape[0] for t in ts.values() if t.ndim]
+        if rows: out[part] = int(rows[0])
+    return out
 
 # %% ../nbs/00_foundations/03_train.ipynb #879e9563
 def _check_writable(path: Path):
@@ -841,6 +954,9 @@ def _check_writable(path: Path):
 def _plan_checkpoint(ckpt, resume, overwrite: bool, rank: int) -> tuple:
     "(file to write or None, file to resume from or None, forced?), after the checks above."
     out = Path(ckpt) if ckpt is not None else None
+    if out is not None and out.is_dir():  # (before "already exists", which would send the user to resume=True)
+        raise IsADirectoryError(f"fit: ckpt={str(out)!r} is a directory; expected a file such as "
+                                f"{str(out / 'run.pt')!r}")
     force = isinstance(resume, str) and resume == 'force'
     if resume is True or force: src = out if out.is_file() else None
     elif resume is not False:
@@ -1015,8 +1131,9 @@ def check_all(self: _Indexed):
 @patch
 def check_all(self: _Stream): pass  # (each batch is checked when drawn)
 
-def _one_step(model, opt, batch, step: int, check, channels_last: bool, autocast: bool, world: int, bufs, dev) -> dict:
-    "Check the batch, run train_step, step the schedules; return the losses as checked floats."
+def _one_step(model, opt, batch, step: int, check, channels_last: bool, autocast: bool, world: int, bufs, dev,
+              images: dict) -> tuple[dict, dict]:
+    "Check the batch, run train_step, step the schedules; return the checked losses and images drawn (all processes)."
     if check is not None: check(batch)
     if channels_last: batch = _map_tensors(batch, _cl)
     opt.step_idx = step
@@ -1026,11 +1143,11 @@ def _one_step(model, opt, batch, step: int, check, channels_last: bool, autocast
     opt.schedule_step()
     losses = _as_floats(model, losses)
     if world > 1:
-        losses = _avg_losses(losses, world, dev)
+        losses, images = _avg_losses(losses, world, dev, images)
         _sync_buffers(bufs, world)
     for k, v in losses.items():
         if not math.isfinite(v): raise NonFiniteLossError(k, step, float(v))
-    return losses
+    return losses, images
 
 # %% ../nbs/00_foundations/03_train.ipynb #ef104ef7
 def _save_on_error(save, done: int, e: BaseException, out: Path, rank: int):
@@ -1071,17 +1188,19 @@ def fit(model: nn.Module,  # a model following the contract (param_groups, defau
     rank, world, dev = setup_distributed(device)
     out, src, force = _plan_checkpoint(ckpt, resume, overwrite, rank)
     seed_everything(seed + rank)
+    fp = {**source.fingerprint(), 'fit seed': seed}  # (before the data move to the device: hashed where they are)
     channels_last = dev.type == 'cuda' if channels_last is None else channels_last
     model.to(dev)
     if channels_last: model.to(memory_format=torch.channels_last)
     source.to(dev, rank, world)
     opt = build_optimizers(model, optim, world_size=world).add_schedules(schedules)
-    fp = {**source.fingerprint(), 'fit seed': seed}
     history, start, ck = History(), 0, None
     if src is not None:
         ck = _resume(src, model, opt, fp, force)
         start = ck['step']
         history.load_state_dict(ck['history'])
+        if start and 'images_seen' not in ck['history']:
+            warnings.warn(f"fit: {str(src)!r} predates image counts: images_seen counts only the steps from {start}")
     elif world > 1:
         with torch.no_grad():
             for t in list(model.parameters()) + list(model.buffers()): dist.broadcast(t.data, 0)
@@ -1110,8 +1229,10 @@ def fit(model: nn.Module,  # a model following the contract (param_groups, defau
         with _Interrupts() as interrupts:
             for step in range(start, steps):
                 batch = source.batch(step)
-                losses = _one_step(model, opt, batch, step, check, channels_last, autocast, world, bufs, dev)
+                losses, images = _one_step(model, opt, batch, step, check, channels_last, autocast, world, bufs, dev,
+                                           _images(batch, step))
                 history.log(step + 1, losses)
+                history.count(images)
                 done = step + 1
                 if not bar.disable:
                     bar.update(1)

@@ -204,10 +204,10 @@ def test_dataloader_training_resume_and_load(tmp_path):
     h = fit(res, _loader(), steps=30, ckpt=tmp_path / 'ae.pt', resume=True, progress=False)  # replays 13 batches
     assert h.losses == h_full.losses
     assert all(torch.equal(a, b) for a, b in zip(res.parameters(), full.parameters()))
-    back = load(tmp_path / 'ae.pt')  # rebuilt from the checkpoint alone
+    back = load(tmp_path / 'ae.pt', modules=[__name__])  # rebuilt from the checkpoint alone (this module allowed)
     assert type(back) is TinyAE and back.z_dim == 2 and not back.training
     assert all(torch.equal(a, b) for a, b in zip(back.parameters(), full.parameters()))
-    back, opt = load(tmp_path / 'ae.pt', optimizers=True)
+    back, opt = load(tmp_path / 'ae.pt', optimizers=True, modules=[__name__])
     assert opt.optimizers['model'].state_dict()['state'][0]['step'].item() == 30
 
 
@@ -215,8 +215,8 @@ def test_load_asks_for_custom_networks(tmp_path):
     enc = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
     fit(_model(encoder=enc), _loader(), steps=3, ckpt=tmp_path / 'c.pt', progress=False)
     with pytest.raises(TypeError, match=r"custom network\(s\) \['encoder'\].*load\(path, encoder=\.\.\.\)"):
-        load(tmp_path / 'c.pt')
-    back = load(tmp_path / 'c.pt', encoder=nn.Sequential(nn.Flatten(), nn.Linear(16, 2)))
+        load(tmp_path / 'c.pt', modules=[__name__])
+    back = load(tmp_path / 'c.pt', modules=[__name__], encoder=nn.Sequential(nn.Flatten(), nn.Linear(16, 2)))
     assert torch.equal(back.encoder[1].weight, enc[1].weight.cpu())
 
 

@@ -156,6 +156,8 @@ def _check_part(name, data, bs):
         raise TypeError(f"Batches: part '{name}' must be a TensorData, got {type(data).__name__}")
     if isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1:
         raise ValueError(f"Batches: batch size of '{name}' must be a positive int, got {bs!r}")
+    if len(data) == 0:
+        raise ValueError(f"Batches: part '{name}' is empty (0 examples); every part needs at least batch_size={bs}")
     if bs > len(data): raise ValueError(f"Batches: batch size of '{name}' is {bs} but it has only {len(data)} examples")
     return data, int(bs)
 
