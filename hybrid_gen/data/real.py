@@ -4,7 +4,7 @@
 
 # %% ../../nbs/00_foundations/01d_data_real.ipynb #8a40ccf5
 from __future__ import annotations
-import gzip, hashlib, http.client, lzma, math, os, pickle, re, shutil, stat, struct, tarfile, tempfile, warnings
+import bz2, gzip, hashlib, http.client, lzma, math, os, pickle, re, shutil, stat, struct, tarfile, tempfile, warnings
 import zipfile, zlib
 import urllib.error, urllib.parse, urllib.request
 from pathlib import Path, PurePosixPath
@@ -12,14 +12,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import TensorData
-from ..files import atomic_path
+from ..files import _HOST, _alive, atomic_path
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'DATASETS', 'ARCHIVE_MAX_BYTES', 'ARCHIVE_MAX_MEMBERS', 'ARCHIVE_MAX_RATIO', 'DOWNLOAD_MAX_BYTES',
-           'IDX_MAX_BYTES', 'CELEBA_FILES', 'CELEBA_SIZE', 'ChecksumError', 'DataFormatError', 'UnsafeArchiveError',
-           'ArchiveLimitError', 'ExtractConflictError', 'MissingDataError', 'DownloadError', 'data_root', 'file_hash',
-           'verify_file', 'download_url', 'extract_archive', 'read_idx', 'load_mnist', 'load_cifar10', 'load_svhn',
-           'celeba_crop_box', 'celeba_landmarks_to_crop', 'load_celeba']
+           'IDX_MAX_BYTES', 'ARCHIVE_MAX_HEADER', 'ARCHIVE_MAX_HEADER_TOTAL', 'CELEBA_FILES', 'CELEBA_SIZE',
+           'ChecksumError', 'DataFormatError', 'UnsafeArchiveError', 'ArchiveLimitError', 'ExtractConflictError',
+           'MissingDataError', 'DownloadError', 'data_root', 'file_hash', 'verify_file', 'download_url',
+           'extract_archive', 'read_idx', 'load_mnist', 'load_cifar10', 'load_svhn', 'celeba_crop_box',
+           'celeba_landmarks_to_crop', 'load_celeba']
 
 # %% ../../nbs/00_foundations/01d_data_real.ipynb #28eae1f9
 DATA_ENV = 'HYBRID_GEN_DATA'  # environment variable naming the folder with real data sets
@@ -236,6 +237,105 @@ def download_url(url:str, # http(s):// or file:// URL
     os.replace(part, dest)
     return dest
 
+# %% ../../nbs/00_foundations/01d_data_real.ipynb #0118b483
+ARCHIVE_MAX_HEADER = 4 << 10  # one tar extended header: a set of pax records or a GNU long name (PATH_MAX: 4096)
+ARCHIVE_MAX_HEADER_TOTAL = 1 << 20  # all the extended headers of one tar together
+_EXT_KINDS = {tarfile.XHDTYPE: 'pax extended header', tarfile.XGLTYPE: 'pax global header',
+              tarfile.SOLARIS_XHDTYPE: 'Solaris extended header', tarfile.GNUTYPE_LONGNAME: 'GNU long name',
+              tarfile.GNUTYPE_LONGLINK: 'GNU long link name'}
+_EXT_CODES = np.frombuffer(b''.join(_EXT_KINDS), np.uint8)
+_BLOCK = tarfile.BLOCKSIZE  # 512
+_SCAN_CHUNK = 256 * _BLOCK  # 128 KiB of the decompressed tar at a time
+_PER_MEMBER = 8 * _BLOCK  # tar bytes around one member's data: its header, up to 3 extended ones, their padding
+
+def _tar_compression(archive:Path) -> str:
+    "How a tar is compressed, from its first bytes: 'gz', 'bz2', 'xz', or '' (not at all)."
+    with open(archive, 'rb') as f:
+        head = f.read(6)
+    if head[:2] == b'\x1f\x8b':
+        return 'gz'
+    if head[:3] == b'BZh':
+        return 'bz2'
+    return 'xz' if head == b'\xfd7zXZ\x00' else ''
+
+def _ext_header(block:bytes):
+    "(type, announced size) if `block` is a header tarfile would accept, of an extended-header type; else None."
+    try:
+        ti = tarfile.TarInfo.frombuf(block, 'utf-8', 'surrogateescape')  # tarfile's own checks: checksum, fields
+    except tarfile.HeaderError:
+        return None
+    return ti.type, ti.size
+
+def _ext_harm(kind:bytes) -> str:
+    "What `tarfile` does with an oversized extended header of type `kind`."
+    if kind in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
+        return "tarfile would read it whole into memory"
+    return "tarfile's time to parse it grows with the square of its length (CVE-2024-6232)"
+
+def _scan_tar_headers(f, name:str, max_header, max_total, max_stream=None) -> int:
+    "Stream the tar `f` in 512-byte blocks and refuse extended headers past the caps before tarfile reads one."
+    total, pos, tail = 0, 0, b''
+    while True:
+        b = f.read(_SCAN_CHUNK)
+        if not b:
+            return pos
+        buf = tail + b
+        n = len(buf) - len(buf) % _BLOCK
+        types = np.frombuffer(buf, np.uint8, count=n)[156::_BLOCK]  # the type byte of every block
+        for i in np.flatnonzero(np.isin(types, _EXT_CODES)).tolist():
+            hit = _ext_header(buf[i * _BLOCK:(i + 1) * _BLOCK])
+            if hit is None:
+                continue  # a data block that only looks like a header type
+            total += hit[1]
+            if max_header is not None and hit[1] > max_header:
+                raise ArchiveLimitError(f"{name}: refusing a tar {_EXT_KINDS[hit[0]]} of {hit[1]} bytes (block at "
+                                        f"byte {pos + i * _BLOCK}): more than max_header={max_header}; "
+                                        f"{_ext_harm(hit[0])}; pass a larger max_header= if you trust it")
+            if max_total is not None and total > max_total:
+                raise ArchiveLimitError(f"{name}: refusing a tar whose extended headers hold more than "
+                                        f"max_header_total={max_total} bytes (CVE-2024-6232); pass a larger "
+                                        f"max_header_total= if you trust it")
+        pos += n
+        tail = buf[n:]
+        if max_stream is not None and pos > max_stream:
+            return pos  # longer than any archive within the limits: the caller refuses it
+
+def _check_tar_headers(archive:Path, max_header, max_total, max_members, cap:tuple) -> str:
+    "Scan the (decompressed) tar for oversized extended headers; its compression, for `tarfile.open`."
+    comp = _tar_compression(archive)
+    most = None
+    if max_total is not None and max_members is not None and cap[0] != math.inf:
+        most = cap[0] + max_total + _PER_MEMBER * max_members + _SCAN_CHUNK
+    opener = {'gz': gzip.open, 'bz2': bz2.open, 'xz': lzma.open, '': open}[comp]
+    with opener(archive, 'rb') as f:
+        if _scan_tar_headers(f, archive.name, max_header, max_total, most) > (most or math.inf):
+            raise _too_big(archive, cap)
+    return comp
+
+# %% ../../nbs/00_foundations/01d_data_real.ipynb #a9054e9c
+def _extracting_re(dest:Path) -> re.Pattern:
+    "The names of the temporary folders of extractions into `dest`: `.NAME.extract-PID-HOST-RANDOM.extracting`."
+    return re.compile(re.escape(f'.{dest.name}.extract-') + r'(\d+)-([0-9a-f]{6})-[a-z0-9_]+\.extracting')
+
+def _extracting_dir(dest:Path) -> Path:
+    "A new empty temporary folder beside `dest`, named after this process and machine."
+    prefix = f'.{dest.name}.extract-{os.getpid()}-{_HOST}-'
+    return Path(tempfile.mkdtemp(prefix=prefix, suffix='.extracting', dir=dest.parent))
+
+def _remove_stale_extractions(dest:Path) -> list:
+    "Delete the temporary folders that killed extractions into `dest` left; return them. A live process's stay."
+    pat, gone = _extracting_re(dest), []
+    with os.scandir(dest.parent) as it:
+        found = sorted(e.name for e in it if pat.fullmatch(e.name) and e.is_dir(follow_symlinks=False))
+    for name in found:
+        pid, host = pat.fullmatch(name).groups()
+        if host != _HOST or _alive(int(pid)):
+            continue  # another machine's (its processes cannot be seen), or still being written
+        shutil.rmtree(dest.parent / name, ignore_errors=True)
+        if not os.path.lexists(dest.parent / name):
+            gone.append(dest.parent / name)
+    return gone
+
 # %% ../../nbs/00_foundations/01d_data_real.ipynb #383fbcde
 _RATIO_FLOOR = 16 << 20  # max_ratio applies only to archives that would extract to more than this
 _FilterError = getattr(tarfile, 'FilterError', ())  # Python >= 3.11.4 / 3.10.12: refusals of the 'data' filter
@@ -324,10 +424,11 @@ def _check_tar(tf, archive:Path, max_members, cap:tuple) -> list:
         _check_chains(members, links)
     return members
 
-def _extract_tar(archive:Path, tmp:Path, max_members, cap:tuple):
+def _extract_tar(archive:Path, tmp:Path, max_members, cap:tuple, max_header=None, max_total=None):
     "Check, then extract a tar (any compression) into the empty folder `tmp`."
     try:
-        with tarfile.open(archive) as tf:
+        comp = _check_tar_headers(archive, max_header, max_total, max_members, cap)  # before tarfile parses
+        with tarfile.open(archive, f'r:{comp}') as tf:
             _check_tar(tf, archive, max_members, cap)
             if hasattr(tarfile, 'data_filter'):
                 tf.extractall(tmp, filter='data')  # a second line of defence: refuses link chains, among others
@@ -447,6 +548,8 @@ def extract_archive(archive, # a .tar, .tar.gz/.tgz, .tar.bz2, .tar.xz or .zip f
                     *, max_bytes:int=ARCHIVE_MAX_BYTES, # most uncompressed bytes in all (None: no limit)
                     max_members:int=ARCHIVE_MAX_MEMBERS, # most members (None: no limit)
                     max_ratio:float=ARCHIVE_MAX_RATIO, # most uncompressed bytes per archive byte (None: no limit)
+                    max_header:int=ARCHIVE_MAX_HEADER, # most bytes of one tar extended header (None: no limit)
+                    max_header_total:int=ARCHIVE_MAX_HEADER_TOTAL, # most bytes of all of them (None: no limit)
                    ) -> Path:
     "Extract safely into `dest`, adding only what is new: never replaces or deletes a file; on error changes nothing."
     archive, dest = Path(archive), Path(dest)
@@ -455,14 +558,15 @@ def extract_archive(archive, # a .tar, .tar.gz/.tgz, .tar.bz2, .tar.xz or .zip f
     if dest.exists() and not dest.is_dir():
         raise NotADirectoryError(f"extract_archive: dest={str(dest)!r} exists and is not a folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_extractions(dest)
     created = not dest.exists()
     cap = _byte_cap(archive, max_bytes, max_ratio)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', suffix='.extracting', dir=dest.parent))
+    tmp = _extracting_dir(dest)
     try:
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, tmp, max_members, cap)
         else:
-            _extract_tar(archive, tmp, max_members, cap)
+            _extract_tar(archive, tmp, max_members, cap, max_header, max_header_total)
         dest.mkdir(exist_ok=True)
         new, clash = _plan_merge(tmp, dest)
         if clash:
@@ -479,6 +583,27 @@ def extract_archive(archive, # a .tar, .tar.gz/.tgz, .tar.bz2, .tar.xz or .zip f
         raise
     shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+# %% ../../nbs/00_foundations/01d_data_real.ipynb #555855e2
+def _check_labels(name:str, # the file, for the message
+                  y, # the labels (any shape)
+                  lo:int, hi:int, # the range they must lie in
+                  what:str='labels', # what they are, for the message
+                  *, only=None, # the values allowed in it (None: all)
+                  line0:int=None, # the line of the file holding row 0 (None: give positions, not lines)
+                 ):
+    "DataFormatError naming the file unless every entry of `y` is a whole number in lo..hi (and one of `only`)."
+    y = np.asarray(y)
+    whole = y.dtype.kind in 'biu' or (y.dtype.kind == 'f' and bool(np.all(np.isfinite(y) & (y == np.round(y)))))
+    if not whole:
+        raise DataFormatError(f"{name}: expected whole-number {what}, got {y.dtype} values")
+    bad = ~np.isin(y, only) if only is not None else (y < lo) | (y > hi)
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = f"on line {at[0] + line0}" if line0 is not None else f"at {at[0] if len(at) == 1 else at}"
+        want = ' or '.join(map(str, only)) if only is not None else f"{lo}..{hi}"
+        raise DataFormatError(f"{name}: expected {what} {want}, got {y[at].item()} {where} "
+                              f"({int(bad.sum())} of {y.size} out of range)")
 
 # %% ../../nbs/00_foundations/01d_data_real.ipynb #35bab15c
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: '>i2', 0x0C: '>i4', 0x0D: '>f4', 0x0E: '>f8'}
@@ -612,8 +737,7 @@ def load_mnist(root=None, # data root (None: $HYBRID_GEN_DATA); files in root/mn
         raise DataFormatError(f"{paths[0].name}: expected images (N, 28, 28), got {x.shape}")
     if y.ndim != 1 or len(y) != len(x):
         raise DataFormatError(f"{paths[1].name}: expected {len(x)} labels, got shape {y.shape}")
-    if len(y) and y.max() > 9:
-        raise DataFormatError(f"{paths[1].name}: expected labels 0..9, got range [{y.min()}, {y.max()}]")
+    _check_labels(paths[1].name, y, 0, 9)
     xt = torch.from_numpy(x.astype(np.float32) / 255)[:, None]
     if size == 32:
         xt = F.pad(xt, (2, 2, 2, 2))
@@ -676,6 +800,7 @@ def load_cifar10(root=None, # data root; files in root/cifar10/cifar-10-batches-
             raise DataFormatError(f"{n}: expected uint8 data of shape (N, 3072), got {x.dtype} {x.shape}")
         if len(y) != len(x):
             raise DataFormatError(f"{n}: expected {len(x)} labels, got {len(y)}")
+        _check_labels(n, y, 0, 9)
         xs.append(x)
         ys.append(y)
     x = np.concatenate(xs).reshape(-1, 3, 32, 32)
@@ -710,6 +835,7 @@ def load_svhn(root=None, # data root; files in root/svhn/{split}_32x32.mat
         raise DataFormatError(f"{p.name}: expected X of shape (32, 32, 3, N), got {X.shape}")
     if len(y) != X.shape[3]:
         raise DataFormatError(f"{p.name}: expected {X.shape[3]} labels, got {len(y)}")
+    _check_labels(p.name, y, 1, 10)  # 10 is the digit 0
     x = torch.from_numpy(np.ascontiguousarray(X.transpose(3, 2, 0, 1)).astype(np.float32) / 255)
     return TensorData(x=x, y=torch.from_numpy((y.astype(np.int64) % 10)))
 
@@ -876,6 +1002,11 @@ def load_celeba(root=None, # data root; files in root/celeba: img_align_celeba/ 
     _, ids, lm = _read_table(folder / CELEBA_FILES[0], 10)
     attr_names, ids_a, attr = _read_table(folder / CELEBA_FILES[1], 40)
     _, ids_p, part = _read_table(folder / CELEBA_FILES[2], 1, header=False)
+    W, H = CELEBA_SIZE
+    _check_labels(CELEBA_FILES[0], lm[:, 0::2], 0, W - 1, 'landmark x', line0=3)  # pixels of the aligned image
+    _check_labels(CELEBA_FILES[0], lm[:, 1::2], 0, H - 1, 'landmark y', line0=3)
+    _check_labels(CELEBA_FILES[1], attr, -1, 1, 'attributes', only=(-1, 1), line0=3)
+    _check_labels(CELEBA_FILES[2], part, 0, 2, 'splits', line0=1)
     if not (ids == ids_a == ids_p):
         raise DataFormatError(f"load_celeba: the list files disagree on the images: {len(ids)} landmark rows, "
                               f"{len(ids_a)} attribute rows, {len(ids_p)} partition rows (or a different order)")
