@@ -61,12 +61,18 @@ def kl_gaussians(mu_q: torch.Tensor, # mean of q (B, ...)
     return sum_except_batch(kl)
 
 # %% ../nbs/00_foundations/00_distributions.ipynb #bafe0325
+def _log1mexp(d: torch.Tensor) -> torch.Tensor:
+    "log(1 - exp(d)) for d < 0: log(-expm1(d)) near 0, log1p(-exp(d)) below -log 2 (each finite where it is used)."
+    near = d > -math.log(2)
+    return torch.where(near, torch.log(-torch.expm1(d.clamp(min=-math.log(2)))),
+                       torch.log1p(-torch.exp(d.clamp(max=-math.log(2)))))
+
 def _log_diff_ndtr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    "log(Phi(b) - Phi(a)) for a < b, accurate in both tails."
+    "log(Phi(b) - Phi(a)) for a < b, accurate in both tails: mirrored into the lower tail when a > 0."
     flip = a > 0
     a, b = torch.where(flip, -b, a), torch.where(flip, -a, b)
     la, lb = torch.special.log_ndtr(a), torch.special.log_ndtr(b)
-    return lb + torch.log1p(-torch.exp((la - lb).clamp(max=-1e-12)))
+    return lb + _log1mexp(la - lb)
 
 def discretized_gaussian_log_prob(x: torch.Tensor,  # 8-bit images k/255 in [0, 1], (B, ...)
                                   mu: torch.Tensor,  # mean (broadcastable to x)
@@ -76,12 +82,12 @@ def discretized_gaussian_log_prob(x: torch.Tensor,  # 8-bit images k/255 in [0, 
     "log P(x) of a Gaussian discretised to `levels` bins on [0, 1], the end bins taking the tails; (B,) nats."
     half = 0.5 / (levels - 1)
     inv_sd = torch.exp(-0.5 * logvar)
-    lo = (x - half - mu) * inv_sd
+    lo = (x - half - mu) * inv_sd                   # the bin's edges in standard deviations from the mean
     hi = (x + half - mu) * inv_sd
-    big = torch.full_like(lo, 1e4)
-    lo = torch.where(x < half, -big, lo)            # k = 0: all the mass below the first bin's top
-    hi = torch.where(x > 1 - half, big, hi)         # k = levels - 1: all the mass above the last bin's bottom
-    return sum_except_batch(_log_diff_ndtr(lo, hi))
+    first, last = x < half, x > 1 - half
+    # the end bins take the tails, one CDF each: Phi(hi) below the first bin's top, 1 - Phi(lo) above the last's bottom
+    tail = torch.where(first, torch.special.log_ndtr(hi), torch.special.log_ndtr(-lo))
+    return sum_except_batch(torch.where(first | last, tail, _log_diff_ndtr(lo, hi)))
 
 # %% ../nbs/00_foundations/00_distributions.ipynb #08aa9872
 def laplace_log_prob(x: torch.Tensor, # observations (B, ...)
