@@ -262,8 +262,9 @@ def nll(self: HybridVAE, d, h, k=100, observed=None, chunk=50):
 @patch
 @evaluation
 def nll_terms(self: HybridVAE, d, h, k=100, observed=None, chunk=50):
-    "(-log p(d, h), -log p(d)), (B,) each, importance-weighted from the same `k` draws z ~ q(z|d, h)."
-    w_d, lp_h = self._log_weight_parts(d, h, k, observed, chunk)
+    "(-log p(d, h), -log p(d)), (B,) each, `k` samples: p(d) by its own proposal q(h|d) q(z|d, h) (H-VAE; see text)."
+    if self.hybrid: return self.nll(d, h, k, observed, chunk), self.nll_d(d, k, observed, chunk)
+    w_d, lp_h = self._log_weight_parts(d, h, k, observed, chunk)  # F-VAE: no d-only encoder, z ~ q(z|d, h) for both
     return -log_mean_exp(w_d + lp_h), -log_mean_exp(w_d)
 
 @patch
