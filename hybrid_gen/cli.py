@@ -4,10 +4,11 @@
 
 # %% ../nbs/00_foundations/08_cli.ipynb #0b6dd8a4
 from __future__ import annotations
-import argparse, json, signal, sys
+import argparse, json, signal, sys, time
 from pathlib import Path
 from .experiments import (list_experiments, experiment_params, experiment_path, notebook_spec,
-                                    run_experiment, results_table, summary_table, claims_table)
+                                    run_experiment, results_table, summary_table, claims_table,
+                                    check_params, job_states, Stopped)
 
 # %% auto #0
 __all__ = ['main']
@@ -32,8 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'),
                    help="override a parameter (repeatable), e.g. -p preset smoke -p seeds '[0, 1]'")
     r.add_argument('--out', default=None, help='output folder (default: runs/NAME-TIME)')
-    r.add_argument('--force', action='store_true', help='run into a folder that holds another run')
+    r.add_argument('--force', action='store_true',
+                   help="run into a folder that holds other files or another run (never a book's source)")
     r.add_argument('--fresh', action='store_true', help='ignore the job cache of an earlier run in the same folder')
+    r.add_argument('--reuse-stale', action='store_true',
+                   help='reuse cached jobs made by older code (library or notebook): printed and marked stale')
     r.add_argument('--log-output', action='store_true', help="stream the notebook's output")
     return p
 
@@ -52,27 +56,41 @@ def _print_run(name: str, res: dict):
     print(f"executed notebook: {res['notebook']}")
     print(f"results:           {Path(res['out_dir'])/'results.json'}")
 
+def _stopped(out: Path | None, why: str):
+    "What a stopped run kept: finished jobs, and each unfinished job's checkpoint."
+    print(f"hybrid_gen: {why}; finished jobs are kept", file=sys.stderr)
+    states = job_states(out) if out is not None else []
+    if states:
+        print('hybrid_gen: unfinished jobs:\n' + '\n'.join(f'  {s}' for s in states), file=sys.stderr)
+    print('hybrid_gen: run the same command to resume', file=sys.stderr)
+
 def _sigterm(signum, frame):
     raise KeyboardInterrupt
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `hybrid_gen` command."
     a = _parser().parse_args(argv)
-    old = signal.signal(signal.SIGTERM, _sigterm) if a.cmd == 'run' else None
+    out = None
+    old = signal.signal(signal.SIGTERM, _sigterm) if a.cmd == 'run' else None  # (while no notebook runs)
     try:
         if a.cmd == 'list':
             for name, nb in list_experiments().items(): print(f'{name:14s} {_first_line(nb)}')
         elif a.cmd == 'params': _print_params(a.name)
         else:
-            res = run_experiment(a.name, dict(a.param), out_dir=a.out, force=a.force, fresh=a.fresh,
+            params = dict(a.param)
+            check_params(a.name, params)  # (before the folder is named: a bad knob is the first error)
+            out = Path(a.out) if a.out is not None else Path('runs')/f"{a.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            res = run_experiment(a.name, params, out_dir=out, force=a.force, fresh=a.fresh, reuse_stale=a.reuse_stale,
                                  progress=not a.log_output, log_output=a.log_output)
             _print_run(a.name, res)
     except (ValueError, KeyError, FileNotFoundError) as e:
         print(f'hybrid_gen: error: {e}', file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print('hybrid_gen: interrupted; finished jobs are kept, running ones checkpointed: run the same command to resume',
-              file=sys.stderr)
+    except OSError as e:  # a folder that cannot be written, a full disk: one line, not a traceback
+        print(f'hybrid_gen: error: {e.strerror or e}' + (f': {e.filename}' if e.filename else ''), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        _stopped(out, str(e) if isinstance(e, Stopped) else 'interrupted')
         return 130
     finally:
         if old is not None: signal.signal(signal.SIGTERM, old)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_foundations/07_experiments.ipynb #5a361c68
 from __future__ import annotations
-import ast, fcntl, hashlib, json, math, os, re, shutil, signal, sys, tempfile, time, traceback
+import ast, fcntl, hashlib, json, math, os, re, shutil, signal, sys, tempfile, threading, time, traceback
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -12,12 +12,13 @@ import numpy as np
 from .files import atomic_path
 
 # %% auto #0
-__all__ = ['PRESETS', 'BASE_PRESET', 'BUDGET_KEYS', 'in_test', 'default_preset', 'resolve_params', 'resolve_out_dir', 'Param',
-           'parse_parameters', 'parse_presets', 'notebook_spec', 'parse_param', 'atomic_write_bytes', 'to_jsonable',
-           'job_key', 'JobContext', 'run_jobs', 'Claim', 'judge', 'summarize', 'write_results', 'read_results',
-           'results_table', 'summary_table', 'claims_table', 'collect_results', 'claims_count', 'results_markdown',
-           'experiment_dirs', 'list_experiments', 'experiment_path', 'experiment_params', 'check_params',
-           'check_out_dir', 'run_experiment']
+__all__ = ['PRESETS', 'BASE_PRESET', 'BUDGET_KEYS', 'RUNNER_KNOBS', 'in_test', 'default_preset', 'resolve_params',
+           'resolve_out_dir', 'Param', 'parse_parameters', 'parse_presets', 'notebook_spec', 'parse_param',
+           'atomic_write_bytes', 'to_jsonable', 'source_digest', 'notebook_digest', 'job_key', 'JobContext', 'run_jobs',
+           'Claim', 'judge', 'summarize', 'write_results', 'read_results', 'results_table', 'summary_table',
+           'claims_table', 'collect_results', 'claims_count', 'results_markdown', 'experiment_dirs', 'list_experiments',
+           'experiment_path', 'experiment_params', 'check_params', 'check_out_dir', 'Stopped', 'job_states',
+           'run_experiment']
 
 # %% ../nbs/00_foundations/07_experiments.ipynb #7530aa62
 PRESETS = ('smoke', 'quick', 'long', 'paper')
@@ -182,11 +183,39 @@ def to_jsonable(v: Any):
     return v
 
 # %% ../nbs/00_foundations/07_experiments.ipynb #b90003e9
-def job_key(cfg: dict, seed: int, context: dict | None = None) -> str:
-    "A short hash of a job: its configuration, seed, shared context and the library version."
+_SOURCE = {}
+
+def source_digest() -> str:
+    "A digest of the library's source: every `hybrid_gen/**/*.py`, sorted by path, by name and content."
+    if 'digest' not in _SOURCE: _SOURCE['digest'] = _source_digest()  # once: the code this process runs
+    return _SOURCE['digest']
+
+def _source_digest() -> str:
+    import hybrid_gen
+    pkg = Path(hybrid_gen.__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(pkg.rglob('*.py')):
+        h.update(p.relative_to(pkg).as_posix().encode() + b'\0' + p.read_bytes() + b'\0')
+    return h.hexdigest()[:16]
+
+def notebook_digest() -> str:
+    "A digest of the code cells this IPython session has run so far (its `In` history, up to the running cell)."
+    ip = None
+    if 'IPython' in sys.modules:
+        try: ip = sys.modules['IPython'].get_ipython()
+        except AttributeError: ip = None
+    if ip is None: return ''
+    cells = [c for c in ip.user_ns.get('In', []) if isinstance(c, str) and c.strip()]
+    cells = [c for c in cells if not c.startswith('# Parameters\n')]  # papermill's injected values: in the config
+    h = hashlib.sha256()
+    for c in dict.fromkeys(cells): h.update(c.encode() + b'\0')  # a cell run twice counts once
+    return h.hexdigest()[:16]
+
+def job_key(cfg: dict, seed: int, context: dict | None = None, code: dict | None = None) -> str:
+    "A short hash of a job: its configuration, seed, shared context, the library version and its code's digests."
     from hybrid_gen import __version__
-    blob = json.dumps(to_jsonable({'cfg': cfg, 'seed': seed, 'context': context or {}, 'version': __version__}),
-                      sort_keys=True)
+    blob = json.dumps(to_jsonable({'cfg': cfg, 'seed': seed, 'context': context or {}, 'version': __version__,
+                                   **({'code': code} if code else {})}), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 @dataclass
@@ -204,16 +233,30 @@ class JobContext:
 def _write_json(path, obj):
     atomic_write_bytes(path, (json.dumps(to_jsonable(obj), indent=1) + '\n').encode())
 
+def _say_resume(ckpt: Path):
+    "Tell the job's log that it continues from its checkpoint (and from which step)."
+    if not ckpt.is_file(): return
+    try:
+        from hybrid_gen.train import load_checkpoint
+        print(f"run_jobs: resuming from {ckpt.name} at step {load_checkpoint(ckpt)['step']}", flush=True)
+    except Exception as e: print(f"run_jobs: {ckpt.name} is unreadable ({type(e).__name__}: {e})", flush=True)
+
 def _run_one(job, cfg, seed, jdir: Path, threads: int):
     "Run one job as every job runs (`threads` torch threads, seeded) and write its record to the job's folder."
     import torch
     from hybrid_gen.train import seed_everything
     torch.set_num_threads(threads)
     seed_everything(seed)
+    desc = ', '.join(f'{k}={v}' for k, v in cfg.items())
+    print(f"run_jobs: {desc}, seed {seed}: started", flush=True)
+    ctx = JobContext(jdir, seed, dict(cfg))
+    _say_resume(ctx.ckpt)
     t0 = time.time()
-    metrics = job(dict(cfg), seed, JobContext(jdir, seed, dict(cfg)))
-    if not isinstance(metrics, dict): raise TypeError(f"the job function must return a dict, got {type(metrics).__name__}")
-    _write_json(jdir/'record.json', {'metrics': metrics, 'job_seconds': time.time() - t0})
+    metrics = job(dict(cfg), seed, ctx)
+    if not isinstance(metrics, dict):
+        raise TypeError(f"the job function must return a dict, got {type(metrics).__name__}")
+    t1 = time.time()
+    _write_json(jdir/'record.json', {'metrics': metrics, 'job_seconds': t1 - t0, 'started': t0, 'finished': t1})
 
 def _child(job, cfg, seed, jdir: Path, threads: int):
     "Body of a job's process: logs to a file, then `_run_one`; an error goes to the job's folder."
@@ -237,12 +280,16 @@ def _die_with_parent(parent: int):
     if os.getppid() != parent: os.kill(os.getpid(), signal.SIGTERM)  # the parent died before prctl
 
 def _fork_job(job, cfg, seed, jdir, threads) -> int:
-    "Start one job in a forked process; returns its pid."
+    "Start one job in a forked process, in a session of its own; returns its pid."
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child
         code = 1
         try:
+            # its own session: a signal to the notebook's process group (a terminal's Ctrl-C, a kernel manager that
+            # kills the kernel's group, ipykernel terminating its group's children at shutdown) does not reach the
+            # job; only the notebook's SIGTERM does, once, and each fit finishes its step and saves
+            os.setsid()
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; SIGTERM stops a job (fit checkpoints)
             _die_with_parent(parent)
             code = _child(job, cfg, seed, jdir, threads)
@@ -250,6 +297,22 @@ def _fork_job(job, cfg, seed, jdir, threads) -> int:
     return pid
 
 # %% ../nbs/00_foundations/07_experiments.ipynb #2bf68589
+def _same_job(cfg, seed, context) -> str:
+    "What a job is, its code aside: the text two records must share for one to stand in for the other."
+    return json.dumps(to_jsonable({'cfg': cfg, 'seed': seed, 'context': context or {}}), sort_keys=True)
+
+def _stale_records(root: Path, fresh_keys: set) -> dict:
+    "`_same_job` text -> (key, code digests) of the newest finished job of `root` made by other code."
+    found = {}
+    if not root.is_dir(): return found
+    mtime = lambda d: (d/'record.json').stat().st_mtime if (d/'record.json').exists() else 0
+    for d in sorted(root.iterdir(), key=mtime):
+        if d.name in fresh_keys or not (d/'record.json').is_file() or not (d/'config.json').is_file(): continue
+        try: c = json.loads((d/'config.json').read_text())
+        except ValueError: continue
+        found[_same_job(c.get('cfg'), c.get('seed'), c.get('context'))] = (d.name, c.get('code') or {})
+    return found
+
 def run_jobs(job: Callable,        # job(cfg, seed, ctx) -> dict of metrics
              configs: list[dict],  # the configurations
              seeds: list[int],     # the seeds; every configuration runs once per seed
@@ -261,6 +324,8 @@ def run_jobs(job: Callable,        # job(cfg, seed, ctx) -> dict of metrics
              threads: int = 1,     # torch threads per job
              fork: bool | None = None,  # run jobs in forked processes (None: unless CUDA is in use)
              log: Callable | None = print,  # progress lines (None: quiet)
+             code: str | None = None,  # digest of the code that defines the job (None: notebook_digest())
+             reuse_stale: bool | None = None,  # reuse records of older code (None: $HYBRID_GEN_REUSE_STALE)
             ) -> list[dict]:
     "Run `job` for every (configuration, seed) in a worker pool, with a cache; one record per pair."
     import torch
@@ -268,22 +333,37 @@ def run_jobs(job: Callable,        # job(cfg, seed, ctx) -> dict of metrics
     if not seeds or len(set(seeds)) != len(seeds): raise ValueError(f"run_jobs: seeds must be distinct, got {seeds}")
     workers = workers or (1 if torch.cuda.is_available() and torch.cuda.is_initialized() else (os.cpu_count() or 1))
     if workers < 1: raise ValueError(f"run_jobs: workers must be >= 1, got {workers}")
-    fork = (hasattr(os, 'fork') and not (torch.cuda.is_available() and torch.cuda.is_initialized())) if fork is None else fork
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    fork = (hasattr(os, 'fork') and not cuda) if fork is None else fork
+    if reuse_stale is None: reuse_stale = os.environ.get('HYBRID_GEN_REUSE_STALE', '') not in ('', '0')
+    digests = {'library': source_digest(), 'notebook': notebook_digest() if code is None else code}
     pairs = [(dict(c), s) for c in configs for s in seeds]
-    keys = [job_key(c, s, context) for c, s in pairs]
+    keys = [job_key(c, s, context, digests) for c, s in pairs]
     if len(set(keys)) != len(keys): raise ValueError("run_jobs: two configurations are identical")
     root = Path(out)/'jobs'
-    todo = []
+    stale = _stale_records(root, set(keys)) if reuse_stale else {}
+    todo, reused = [], {}
     for (cfg, seed), k in zip(pairs, keys):
         jdir = root/k
         if fresh and jdir.exists(): shutil.rmtree(jdir)
+        old = None if (jdir/'record.json').exists() else stale.get(_same_job(cfg, seed, context))
+        if old is not None:
+            reused[k] = old
+            continue
         jdir.mkdir(parents=True, exist_ok=True)
-        _write_json(jdir/'config.json', {'cfg': cfg, 'seed': seed, 'context': context or {}})
+        _write_json(jdir/'config.json', {'cfg': cfg, 'seed': seed, 'context': context or {}, 'code': digests})
         if (jdir/'error.txt').exists(): (jdir/'error.txt').unlink()
         if not (jdir/'record.json').exists(): todo.append((cfg, seed, jdir))
+    if log and reused:
+        for (cfg, seed), k in zip(pairs, keys):
+            if k not in reused: continue
+            what = ' and '.join(n for n, v in digests.items() if reused[k][1].get(n) != v) or 'code'
+            log(f"stale: {', '.join(f'{a}={b}' for a, b in cfg.items())}, seed {seed}: record of job {reused[k][0]} "
+                f"reused, made before the {what} changed")
+    rec_dir = lambda k: root/(reused[k][0] if k in reused else k)
     if log and len(todo) < len(pairs):  # with the time they took when they ran (a cached pass does not redo it)
-        ran = sum(json.loads((root/k/'record.json').read_text())['job_seconds'] for k in keys
-                  if (root/k/'record.json').exists())
+        ran = sum(json.loads((rec_dir(k)/'record.json').read_text())['job_seconds'] for k in keys
+                  if (rec_dir(k)/'record.json').exists())
         log(f"{len(pairs) - len(todo)} of {len(pairs)} jobs already done (cached; {ran:.0f} s of jobs when they ran)")
     t0, done = time.time(), len(pairs) - len(todo)
     def report(cfg, seed, jdir):
@@ -317,26 +397,34 @@ def run_jobs(job: Callable,        # job(cfg, seed, ctx) -> dict of metrics
         except BaseException:
             _stop(running)
             raise
-    return [{**cfg, 'seed': seed, 'job': k, **json.loads((root/k/'record.json').read_text())['metrics']}
-            for (cfg, seed), k in zip(pairs, keys)]
+    def record(cfg, seed, k):
+        metrics = json.loads((rec_dir(k)/'record.json').read_text())['metrics']
+        r = {**cfg, 'seed': seed, 'job': rec_dir(k).name, **metrics}
+        return {**r, 'stale': True} if k in reused else r
+    return [record(cfg, seed, k) for (cfg, seed), k in zip(pairs, keys)]
 
 def _stop(running: dict, grace: float = 120.):
-    "SIGTERM every running job (each fit checkpoints and exits), wait up to `grace` seconds, then SIGKILL."
-    for pid in running:
-        try: os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError: pass
-    end = time.time() + grace
-    for pid in list(running):
-        while time.time() < end:
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0]: break
-            except ChildProcessError: break
-            time.sleep(0.05)
-        else:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError): pass
+    "SIGTERM every running job (each fit finishes its step, saves and exits), wait up to `grace` s, then SIGKILL."
+    main = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:  # a second Ctrl-C or SIGTERM must not leave the jobs mid-save
+        for pid in running:
+            try: os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError: pass
+        end = time.time() + grace
+        for pid in list(running):
+            while time.time() < end:
+                try:
+                    if os.waitpid(pid, os.WNOHANG)[0]: break
+                except ChildProcessError: break
+                time.sleep(0.05)
+            else:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                except (ProcessLookupError, ChildProcessError): pass
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
 
 # %% ../nbs/00_foundations/07_experiments.ipynb #78ef4913
 @dataclass
@@ -573,13 +661,32 @@ def experiment_params(name: str) -> dict[str, Param]:
     return notebook_spec(experiment_path(name))['params']
 
 # %% ../nbs/00_foundations/07_experiments.ipynb #55c9333b
+RUNNER_KNOBS = {'fresh': '--fresh', 'out_dir': '--out'}  # knobs the runner sets: the flag to use instead
+
+def _check_seeds(k: str, v):
+    "Seeds: a non-empty list of distinct integers in [0, 2**32) (`seed`: one such integer)."
+    vals = [v] if k == 'seed' else v
+    bad = [s for s in vals if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < 2**32]
+    what = 'an integer' if k == 'seed' else 'integers'
+    if bad: raise ValueError(f"{k}: expected {what} in [0, 2**32), got {bad[0]!r}")
+    if k == 'seeds' and not vals: raise ValueError("seeds: expected at least one seed, got []")
+    dup = sorted({s for s in vals if vals.count(s) > 1})
+    if dup: raise ValueError(f"seeds: expected distinct seeds, got {v!r} ({dup[0]} twice)")
+
 def check_params(name: str, params: dict) -> dict:
-    "`params` validated against experiment `name` (names, types, ranges, preset) and converted to the declared types."
+    "`params` checked against experiment `name` (names, types, ranges, seeds, preset), converted to the declared types."
+    owned = sorted(set(params) & set(RUNNER_KNOBS))
+    if owned:
+        k = owned[0]
+        raise ValueError(f"-p {k}: the runner sets {k}; use {RUNNER_KNOBS[k]} instead (in Python: "
+                         f"run_experiment(..., {k}=...))")
     spec = notebook_spec(experiment_path(name))
     decl = spec['params']
     unknown = sorted(set(params) - set(decl))
     if unknown: raise ValueError(f"unknown parameter(s) {unknown} for experiment {name!r}: expected some of {sorted(decl)}")
     out = {k: parse_param(v, decl[k]) for k, v in params.items()}
+    for k in ('seeds', 'seed'):
+        if out.get(k) is not None: _check_seeds(k, out[k])
     presets = spec['presets']
     if out.get('preset') is not None and presets and out['preset'] not in presets:
         raise ValueError(f"unknown preset {out['preset']!r} for experiment {name!r}: expected one of {sorted(presets)}")
@@ -592,22 +699,106 @@ def _book_nbs() -> Path | None:
     nbs = Path(hybrid_gen.__file__).resolve().parent.parent/'nbs'
     return nbs if (nbs/'20_experiments').is_dir() else None
 
-def check_out_dir(out: Path, name: str, params: dict, force: bool = False) -> Path:
-    "Refuse an output folder inside the book's nbs/, or one holding another experiment's or configuration's run."
-    out = Path(out).resolve()
-    nbs = _book_nbs()
-    if nbs is not None and (out == nbs or nbs in out.parents):
-        raise ValueError(f"refusing to write a run into the book's source folder {nbs}: choose --out outside nbs/")
+def _same(a: Path, b: Path) -> bool:
+    "The same folder (by device and inode: a symlink, a bind mount or `..` cannot hide it)."
+    try: return os.path.samefile(a, b)
+    except OSError: return False
+
+def _nbdev_nbs(folder: Path) -> Path | None:
+    "The notebook folder of the nbdev project whose `settings.ini` is in `folder`, if any."
+    import configparser
+    ini = folder/'settings.ini'
+    if not ini.is_file(): return None
+    cp = configparser.ConfigParser(interpolation=None)
+    try: cp.read(ini)
+    except configparser.Error: return None
+    d = cp.defaults()
+    if 'lib_name' not in d or not ({'nbs_path', 'doc_path', 'lib_path'} & set(d)): return None
+    return folder/d.get('nbs_path', 'nbs')
+
+def _exports(nb: Path) -> bool:
+    "Whether notebook `nb` has an `#| export` cell (the mark of a book's source notebook)."
+    try: cells = json.loads(nb.read_text())['cells']
+    except (OSError, ValueError, KeyError, TypeError): return False
+    return any(c.get('cell_type') == 'code' and re.search(r'^#\s*\|\s*export', ''.join(c.get('source', '')), re.M)
+               for c in cells)
+
+def _source_folder(out: Path) -> Path | None:
+    "The book source folder that `out` is or lies in: this book's `nbs/` (by inode), an nbdev project's notebook "
+    "folder, any git work tree's `nbs/`, or a folder of notebooks with `#| export` cells."
+    chain = [p for p in (out, *out.parents) if p.is_dir()]
+    book = _book_nbs()
+    for a in chain:
+        if book is not None and _same(a, book): return a
+        nbs = _nbdev_nbs(a)
+        if nbs is not None and any(_same(p, nbs) for p in chain): return nbs
+        if a.name == 'nbs' and any((p/'.git').exists() for p in a.parents): return a
+    if out.is_dir() and any(_exports(nb) for nb in out.glob('*.ipynb')): return out
+    return None
+
+def _files(out: Path) -> dict:
+    "Relative path -> (mtime, size) of every file of a run folder but the job cache (`jobs/`, the run's own)."
+    found = {}
+    for d, dirs, files in os.walk(out):
+        rel = Path(d).relative_to(out)
+        if rel == Path('.') and 'jobs' in dirs: dirs.remove('jobs')
+        for f in files:
+            st = os.lstat(os.path.join(d, f))
+            found[(rel/f).as_posix()] = (st.st_mtime_ns, st.st_size)
+    return found
+
+_OWN = ('run.json', '.lock', 'jobs/')  # always the run's own
+
+def _manifest(out: Path) -> dict | None:
+    "A run folder's `run.json` (None if absent); an error if it is not a manifest."
     man = out/'run.json'
-    if man.exists() and not force:
-        try: old = json.loads(man.read_text())
-        except ValueError: old = {}
+    if not man.exists() and not man.is_symlink(): return None
+    if not man.is_file():
+        raise ValueError(f"{man} is not a file: this folder does not hold a run; choose another --out")
+    try: old = json.loads(man.read_text())
+    except (ValueError, UnicodeDecodeError): old = None
+    if not isinstance(old, dict): raise ValueError(f"{man} is not a run's manifest; choose another --out")
+    return old
+
+def _check_writable(out: Path):
+    "One clear error for an --out that is a file, lies under a file, or cannot be written."
+    for p in (out, *out.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                raise ValueError(f"--out {out}: {p} is a file, not a folder" if p != out else
+                                 f"--out {out} is a file, not a folder; choose a folder")
+            ro = bool(os.statvfs(p).f_flag & getattr(os, 'ST_RDONLY', 1))
+            if ro or not os.access(p, os.W_OK | os.X_OK):
+                raise ValueError(f"--out {out}: cannot write into {p} (read-only)")
+            return
+
+def check_out_dir(out: Path, name: str, params: dict, force: bool = False) -> Path:
+    "Refuse an output folder that is a book's source or inside another run, or holds files not of a run of `name`."
+    out = Path(os.path.abspath(out))
+    _check_writable(out)
+    out = out.resolve()
+    src = _source_folder(out)
+    if src is not None:
+        raise ValueError(f"refusing to write a run into the book's source folder {src}: choose --out outside it")
+    for p in out.parents:
+        if (p/'run.json').is_file():
+            raise ValueError(f"{out} is inside the folder of another run, {p}; choose --out outside it")
+    old = _manifest(out)
+    if old is not None and not force:
         mine = to_jsonable({'experiment': name, 'params': params})
         if {k: old.get(k) for k in mine} != mine:
             raise ValueError(f"{out} holds another run ({old.get('experiment')!r} with parameters {old.get('params')}); "
                              f"choose another --out, or pass --force to run {name!r} with {params} there")
-    elif not man.exists() and out.exists() and (out/'results.json').exists() and not force:
-        raise ValueError(f"{out} holds results of an unknown run; choose another --out or pass --force")
+    if not force and out.is_dir():
+        listed = None if old is None else old.get('files')
+        if old is None or listed is not None:  # (a manifest without a list: a run of an older hybrid_gen)
+            own = set(listed or ()) | set(_OWN)
+            other = sorted(f for f in _files(out) if f not in own)
+            if old is None and (out/'jobs').exists(): other = ['jobs/'] + other
+            if other:
+                more = f" (and {len(other) - 1} more)" if len(other) > 1 else ''
+                raise ValueError(f"{out} holds {out/other[0]}{more}, not written by a run of {name!r}: choose an empty "
+                                 f"folder or a previous run's, or pass --force to write over it")
     return out
 
 class _Lock:
@@ -634,34 +825,135 @@ class _Lock:
         self.f.close()
 
 # %% ../nbs/00_foundations/07_experiments.ipynb #c2127c55
+class _Manifest:
+    "The run's `run.json`: the experiment, its parameters and every file the run wrote, kept up to date as it runs."
+    def __init__(self, out: Path, name: str, params: dict, every: float = 2.):
+        self.out, self.head, self.every = out, {'experiment': name, 'params': params}, every
+        old = _manifest(out) or {}
+        self.ours = set(old.get('files') or ()) if old.get('experiment') == name else set()
+        self.before = _files(out)  # what was there: the run's only if the earlier run listed it
+        self.stop, self.lock, self.thread = threading.Event(), threading.Lock(), None
+    def update(self):
+        with self.lock: self._update()
+    def _update(self):
+        now = _files(self.out)
+        self.ours = {f for f in self.ours if f in now or f.endswith('/')}
+        self.ours |= {f for f, st in now.items() if self.before.get(f) != st} | set(_OWN)
+        _write_json(self.out/'run.json', {**self.head, 'files': sorted(self.ours)})
+    def _loop(self):
+        while not self.stop.wait(self.every): self.update()
+    def __enter__(self):
+        self.update()
+        self.thread = threading.Thread(target=self._loop, name='run.json', daemon=True)
+        self.thread.start()
+        return self
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.update()
+
+class Stopped(KeyboardInterrupt):
+    "A run stopped by SIGINT or SIGTERM, after its running jobs saved their checkpoints."
+
+def _kernel_pids() -> list[int]:
+    "The Jupyter kernels this process started (papermill's)."
+    try: import psutil
+    except ImportError: return []
+    pids = []
+    for c in psutil.Process().children():
+        try:
+            if any('ipykernel' in a for a in c.cmdline()): pids.append(c.pid)
+        except psutil.Error: pass
+    return pids
+
+def _execute(nb: Path, partial: Path, run: dict, out: Path, progress: bool, log_output: bool, grace: float):
+    """papermill in a thread of its own, so that nbclient installs no signal handlers (on a signal they shut the kernel
+    down at once, and the kernel terminates its children). A SIGINT or SIGTERM of this process instead interrupts the
+    kernel, once, and lets no further cell start: `run_jobs` then SIGTERMs its jobs and waits until each has saved its
+    checkpoint. After `grace` seconds, or at a second signal, the kernel is killed."""
+    import papermill as pm
+    box, stop = {}, []
+    def refuse_after_stop(**kw):
+        if stop: raise Stopped(f"stopped by {stop[0]}")
+    def target():
+        try:
+            pm.execute_notebook(str(nb), str(partial), parameters=run, cwd=str(out), progress_bar=progress,
+                                log_output=log_output, kernel_name='python3', on_cell_execute=refuse_after_stop)
+        except BaseException as e: box['error'] = e
+    def on_signal(signum, frame):
+        if stop: raise KeyboardInterrupt
+        stop.append(signal.Signals(signum).name)
+        print(f"hybrid_gen: {stop[0]} received: the running jobs finish their step and save a checkpoint "
+              f"(send it again to stop at once)", file=sys.stderr, flush=True)
+    main = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    th = threading.Thread(target=target, name='papermill', daemon=True)
+    asked, t_stop = set(), None
+    try:
+        th.start()
+        while th.is_alive():
+            th.join(0.1)
+            if not stop: continue
+            t_stop = t_stop or time.time()
+            for pid in set(_kernel_pids()) - asked:
+                os.kill(pid, signal.SIGINT)
+                asked.add(pid)
+            if time.time() - t_stop > grace: raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        for pid in _kernel_pids():
+            try: os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError: pass
+        th.join(30)
+        raise Stopped(f"stopped by {stop[0] if stop else 'SIGINT'}") from None
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+    if stop: raise Stopped(f"stopped by {stop[0]}")
+    if 'error' in box: raise box['error']
+
+def job_states(out: str | os.PathLike) -> list[str]:
+    "One line per started, unfinished job of a run folder: where its checkpoint stands."
+    from hybrid_gen.train import load_checkpoint
+    lines = []
+    for d in sorted(Path(out, 'jobs').glob('*')):
+        if (d/'record.json').exists() or not (d/'log.txt').exists(): continue
+        try: c = json.loads((d/'config.json').read_text())
+        except (OSError, ValueError): continue
+        desc = ', '.join(f'{k}={v}' for k, v in c['cfg'].items()) + f", seed {c['seed']}"
+        try: lines.append(f"{desc}: checkpoint at step {load_checkpoint(d/'ckpt.pt')['step']}" if (d/'ckpt.pt').exists()
+                          else f"{desc}: no checkpoint (no step finished, or the job saves none)")
+        except Exception as e: lines.append(f"{desc}: unreadable checkpoint ({type(e).__name__})")
+    return lines
+
 def run_experiment(name: str,                # experiment name (see list_experiments())
                    params: dict | None = None,   # parameter overrides; strings are converted to the declared types
                    out_dir: str | os.PathLike | None = None,  # folder of the run (None: runs/NAME-TIME)
                    *,
-                   force: bool = False,      # run into a folder that holds another run
+                   force: bool = False,      # run into a folder that holds other files or another run
                    fresh: bool = False,      # ignore the job cache of an earlier run in the same folder
+                   reuse_stale: bool = False,  # reuse job records made by older code (marked stale)
                    progress: bool = False,   # show papermill's cell progress bar
                    log_output: bool = False, # stream the notebook's output to the terminal
+                   grace: float = 150.,      # seconds a stopped run waits for its jobs' checkpoints
                   ) -> dict:
     "Execute experiment `name` with papermill; returns its results (also in `out_dir/results.json`)."
     nb = experiment_path(name)
     params = check_params(name, dict(params or {}))
     out = Path(out_dir) if out_dir is not None else Path('runs')/f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = check_out_dir(out, name, params, force)
-    import papermill as pm
     out.mkdir(parents=True, exist_ok=True)
-    with _Lock(out):
-        _write_json(out/'run.json', {'experiment': name, 'params': params})
+    with _Lock(out), _Manifest(out, name, params):
         decl = experiment_params(name)
         run = {**params, 'out_dir': str(out)}
         if 'fresh' in decl: run['fresh'] = fresh
         elif fresh and (out/'jobs').exists(): shutil.rmtree(out/'jobs')
         t0 = time.time()
         partial = out/f'.{name}.ipynb.partial'
-        try:
-            pm.execute_notebook(str(nb), str(partial), parameters=run, cwd=str(out), progress_bar=progress,
-                                log_output=log_output, kernel_name='python3')
+        env = os.environ.get('HYBRID_GEN_REUSE_STALE')
+        os.environ['HYBRID_GEN_REUSE_STALE'] = '1' if reuse_stale else '0'  # the kernel inherits it (run_jobs reads it)
+        try: _execute(nb, partial, run, out, progress, log_output, grace)
         finally:
+            if env is None: os.environ.pop('HYBRID_GEN_REUSE_STALE', None)
+            else: os.environ['HYBRID_GEN_REUSE_STALE'] = env
             if partial.exists(): os.replace(partial, out/f'{name}.ipynb')
         res_path = out/'results.json'
         if not res_path.exists() or res_path.stat().st_mtime < t0:

@@ -40,6 +40,13 @@ def test_run_vae_smoke_end_to_end(tmp_path):
     nb = json.loads((out/'vae.ipynb').read_text())
     assert any(c['cell_type'] == 'code' and c.get('outputs') for c in nb['cells'])
     assert 'results.json' in r.stdout and '| model' in r.stdout
+    files = json.loads((out/'run.json').read_text())['files']  # the manifest lists every file the run wrote
+    assert {'vae.ipynb', 'results.json', 'jobs/', 'run.json'} <= set(files) and any(f.endswith('.png') for f in files)
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob('*') if p.is_file() and 'jobs' not in p.parts}
+    assert on_disk <= set(files), on_disk - set(files)
+    rec = json.loads(next(out.glob('jobs/*/record.json')).read_text())  # when each job ran, not in the records
+    assert rec['started'] <= rec['finished'] and abs(rec['finished'] - rec['started'] - rec['job_seconds']) < 1e-3
+    assert not any('started' in r or 'finished' in r for r in res['records'])
 
 
 def test_unknown_experiment_is_a_clear_error():
@@ -57,7 +64,12 @@ def test_unknown_parameter_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize('key,value,msg', [
     ('preset', 'nope', "unknown preset 'nope'"), ('lr', '-1', 'lr: expected > 0'), ('steps', '-5', 'steps: expected >= 1'),
-    ('betas', '1', 'betas: expected a list'), ('steps', 'three', "got 'three'"), ('seeds', '[0, -1]', 'every value >= 0')])
+    ('betas', '1', 'betas: expected a list'), ('steps', 'three', "got 'three'"),
+    ('seeds', '[0, -1]', 'every value >= 0'), ('seeds', '[]', 'expected at least one seed'), ('seeds', '[0, 0]', 'expected distinct seeds'),
+    ('seeds', '[0.5]', 'expected integers in [0, 2**32), got 0.5'), ('seeds', '[1e400]', 'got inf'),
+    ('seeds', '[4294967296]', 'got 4294967296'),
+    ('fresh', 'true', 'the runner sets fresh; use --fresh instead'),
+    ('out_dir', '/x', 'the runner sets out_dir; use --out instead')])
 def test_bad_parameter_fails_fast(tmp_path, key, value, msg):
     import time
     t0 = time.time()
@@ -119,10 +131,157 @@ def test_workers_do_not_change_results_and_a_killed_run_resumes(tmp_path):
     done = len(list(two.glob('jobs/*/record.json')))
     assert done >= 1
     if p.returncode != 0:  # (a run that finished before the signal arrived is fine too)
-        assert p.returncode == 130 and 'interrupted' in err, err[-2000:]
+        assert p.returncode == 130 and 'stopped by SIGTERM' in err, err[-2000:]
         assert not (two/'vae.ipynb').exists() or (two/'vae.ipynb').stat().st_size > 0
     r = run_cli('run', 'vae', '-p', 'preset', 'smoke', '-p', 'workers', '2', '--out', str(two))
     assert r.returncode == 0, r.stderr[-3000:]
     nb = (two/'vae.ipynb').read_text()
     assert 'jobs already done (cached; ' in nb
     assert _records(one) == _records(two)
+
+
+def _refused(r, *msgs):
+    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    assert r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert all(m in r.stderr for m in msgs), r.stderr
+
+
+def test_a_folder_of_the_users_files_is_refused_naming_one(tmp_path):
+    out = tmp_path/'mine'
+    out.mkdir()
+    (out/'lrlivae_toy.ipynb').write_text('{"mine": 1}')
+    (out/'fig2_toy.png').write_bytes(b'my figure')
+    r = run_cli('run', 'lrlivae_toy', '-p', 'preset', 'smoke', '--out', str(out))
+    _refused(r, str(out/'fig2_toy.png'), '(and 1 more)', '--force')
+    assert (out/'lrlivae_toy.ipynb').read_text() == '{"mine": 1}' and (out/'fig2_toy.png').read_bytes() == b'my figure'
+    assert sorted(p.name for p in out.iterdir()) == ['fig2_toy.png', 'lrlivae_toy.ipynb']
+
+
+def test_another_checkouts_notebooks_are_refused_even_forced(tmp_path):
+    other = tmp_path/'checkout'
+    (other/'nbs'/'20_experiments').mkdir(parents=True)
+    (other/'settings.ini').write_text((ROOT/'settings.ini').read_text())
+    nb = other/'nbs'/'20_experiments'/'lrlivae_toy.ipynb'
+    nb.write_bytes((ROOT/'nbs'/'20_experiments'/'lrlivae_toy.ipynb').read_bytes())
+    before = nb.read_bytes()
+    r = run_cli('run', 'lrlivae_toy', '-p', 'preset', 'smoke', '--out', str(nb.parent), '--force')
+    _refused(r, "book's source folder")
+    assert nb.read_bytes() == before
+
+
+def test_a_bind_mount_of_the_book_is_refused(tmp_path):
+    import subprocess
+    m = tmp_path/'mnt'
+    m.mkdir()
+    if subprocess.run(['mount', '--bind', str(ROOT/'nbs'), str(m)], capture_output=True).returncode != 0:
+        pytest.skip('bind mounts need root')
+    try:
+        r = run_cli('run', 'vae', '-p', 'preset', 'smoke', '--out', str(m/'20_experiments'), '--force')
+        _refused(r, "book's source folder")
+    finally: subprocess.run(['umount', str(m)], check=True)
+
+
+def test_out_inside_another_run_is_refused(tmp_path):
+    run = tmp_path/'run'
+    run.mkdir()
+    (run/'run.json').write_text(json.dumps({'experiment': 'vae', 'params': {}, 'files': []}))
+    r = run_cli('run', 'vae', '-p', 'preset', 'smoke', '--out', str(run/'jobs'))
+    _refused(r, 'inside the folder of another run', str(run))
+    assert not (run/'jobs').exists()
+
+
+def test_an_out_that_cannot_be_a_run_folder_is_one_line(tmp_path, monkeypatch):
+    f = tmp_path/'afile'
+    f.write_text('x')
+    _refused(run_cli('run', 'vae', '--out', str(f)), 'is a file, not a folder')
+    _refused(run_cli('run', 'vae', '--out', str(f/'run')), f'{f} is a file, not a folder')
+    (tmp_path/'odd'/'run.json').mkdir(parents=True)
+    _refused(run_cli('run', 'vae', '--out', str(tmp_path/'odd')), 'run.json is not a file')
+    import contextlib, io
+    from hybrid_gen import cli
+    monkeypatch.setattr(os, 'access', lambda p, mode: False)  # read-only (as root, chmod would not stop a write)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err): rc = cli.main(['run', 'vae', '--out', str(tmp_path/'ro'/'run')])
+    assert rc == 2 and '(read-only)' in err.getvalue() and err.getvalue().count('\n') == 1, err.getvalue()
+
+
+def _tiny(cfg, seed, ctx):
+    "A tiny fit: a small VAE, a few steps (the record: its last loss and a weight sum)."
+    import torch
+    from hybrid_gen.data.core import TensorData, Batches
+    from hybrid_gen.models.vae import VAE
+    from hybrid_gen.train import fit
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    m = VAE(x_shape=(1, 8, 8), z_dim=2, arch='mlp', hidden=(16,), beta=cfg['beta'])
+    h = fit(m, Batches(TensorData(x=x), 16, seed=seed), steps=cfg['steps'], seed=seed, ckpt=ctx.ckpt,
+            resume=ctx.ckpt is not None, progress=False)
+    return {'loss': float(sum(v[-1] for v in h.losses.values())),
+            'wsum': float(sum(p.double().sum() for p in m.parameters()))}
+
+
+def test_a_library_change_reruns_a_job_and_reuse_stale_reuses_it(tmp_path, monkeypatch):
+    from hybrid_gen import experiments as ex
+    cfgs = [{'beta': 1.0, 'steps': 5}]
+    one = ex.run_jobs(_tiny, cfgs, [0], tmp_path, workers=1, log=None)
+    monkeypatch.setattr(ex, 'source_digest', lambda: 'the library, edited')
+    again = ex.run_jobs(_tiny, cfgs, [0], tmp_path, workers=1, log=None)
+    assert again[0]['job'] != one[0]['job'] and len(list(tmp_path.glob('jobs/*/record.json'))) == 2  # it re-ran
+    assert 'stale' not in again[0] and {k: v for k, v in again[0].items() if k != 'job'} == \
+        {k: v for k, v in one[0].items() if k != 'job'}
+    monkeypatch.setattr(ex, 'source_digest', lambda: 'the library, edited again')
+    msgs = []
+    stale = ex.run_jobs(_tiny, cfgs, [0], tmp_path, workers=1, log=msgs.append, reuse_stale=True)
+    assert len(list(tmp_path.glob('jobs/*/record.json'))) == 2  # nothing ran
+    assert stale[0]['stale'] is True and {k: v for k, v in stale[0].items() if k not in ('job', 'stale')} == \
+        {k: v for k, v in one[0].items() if k != 'job'}
+    assert any(m.startswith('stale: beta=1.0, steps=5, seed 0') and 'library changed' in m for m in msgs), msgs
+    monkeypatch.setenv('HYBRID_GEN_REUSE_STALE', '1')  # what `hybrid_gen run --reuse-stale` sets for the kernel
+    assert ex.run_jobs(_tiny, cfgs, [0], tmp_path, workers=1, log=None)[0]['stale'] is True
+    monkeypatch.setenv('HYBRID_GEN_REUSE_STALE', '0')
+    assert 'stale' not in ex.run_jobs(_tiny, cfgs, [0], tmp_path, workers=1, log=None, code='an edited notebook')[0]
+
+
+def test_reuse_stale_reaches_the_kernel(tmp_path, monkeypatch):
+    from hybrid_gen import experiments as ex, cli
+    seen = []
+    def fake(nb, partial, run, out, *a):
+        seen.append(os.environ.get('HYBRID_GEN_REUSE_STALE'))
+        ex.write_results(out, 'vae', 'smoke', [0], [{'model': 'm', 'seed': 0, 'x': 1.}])
+    monkeypatch.setattr(ex, '_execute', fake)
+    monkeypatch.delenv('HYBRID_GEN_REUSE_STALE', raising=False)
+    assert cli.main(['run', 'vae', '-p', 'preset', 'smoke', '--out', str(tmp_path/'a'), '--reuse-stale']) == 0
+    assert cli.main(['run', 'vae', '-p', 'preset', 'smoke', '--out', str(tmp_path/'b')]) == 0
+    assert seen == ['1', '0'] and 'HYBRID_GEN_REUSE_STALE' not in os.environ
+
+
+DETERMINISM = """
+import json, sys, torch
+sys.path.insert(0, sys.argv[3])
+from test_cli import _tiny
+from hybrid_gen.experiments import run_jobs
+if sys.argv[4] == 'busy':  # whatever ran before: other random draws, other thread counts, another fit
+    torch.set_num_threads(2)
+    torch.randn(1000) @ torch.randn(1000)
+    _tiny({'beta': 2.0, 'steps': 3}, 9, type('C', (), {'ckpt': None})())
+recs = run_jobs(_tiny, [{'beta': 1.0, 'steps': 20}, {'beta': 4.0, 'steps': 20}], [0, 1], sys.argv[1],
+                workers=int(sys.argv[2]), log=None)
+print(json.dumps(recs))
+"""
+
+
+def test_same_seed_same_record_in_fresh_processes(tmp_path):
+    import subprocess, sys
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    runs = []
+    for i, (workers, before) in enumerate([(1, 'none'), (2, 'busy')]):
+        r = subprocess.run([sys.executable, '-c', DETERMINISM, str(tmp_path/f'r{i}'), str(workers),
+                            str(Path(__file__).parent), before], capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    a, b = runs
+    assert [(r['beta'], r['seed']) for r in a] == [(r['beta'], r['seed']) for r in b] == \
+        [(1.0, 0), (1.0, 1), (4.0, 0), (4.0, 1)]
+    for ra, rb in zip(a, b):
+        for k in ('loss', 'wsum'):
+            assert ra[k] == pytest.approx(rb[k], rel=1e-9, abs=0), (k, ra, rb)
+    assert a[0]['wsum'] != a[1]['wsum']  # (the seeds do differ)
