@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse, json, signal, sys, time
 from pathlib import Path
 from .experiments import (list_experiments, experiment_params, experiment_path, notebook_spec,
-                                    run_experiment, results_table, summary_table, claims_table,
-                                    check_params, job_states, Stopped)
+                                    run_experiment, check_params, job_states, Stopped)
+from .claims import results_table, summary_table, claims_table, verdict_summary
 
 # %% auto #0
 __all__ = ['main']
@@ -51,7 +51,9 @@ def _print_params(name: str):
 def _print_run(name: str, res: dict):
     if res.get('summary'): print(summary_table(res['summary'], res.get('show'), res.get('keys')))
     else: print(results_table(res['records']))
-    if res.get('claims'): print(claims_table(res['claims']))
+    if res.get('claims'):
+        print(claims_table(res))  # a smoke run's table says it is not evidence
+        print(verdict_summary(res))
     print(f"{name} ({res['preset']}, seeds {res.get('seeds', res.get('seed'))}) took {res['seconds']:.0f}s")
     print(f"executed notebook: {res['notebook']}")
     print(f"results:           {Path(res['out_dir'])/'results.json'}")

@@ -12,13 +12,11 @@ import numpy as np
 from .files import atomic_path
 
 # %% auto #0
-__all__ = ['PRESETS', 'BASE_PRESET', 'BUDGET_KEYS', 'RUNNER_KNOBS', 'in_test', 'default_preset', 'resolve_params',
-           'resolve_out_dir', 'Param', 'parse_parameters', 'parse_presets', 'notebook_spec', 'parse_param',
-           'atomic_write_bytes', 'to_jsonable', 'source_digest', 'notebook_digest', 'job_key', 'JobContext', 'run_jobs',
-           'Claim', 'judge', 'summarize', 'write_results', 'read_results', 'results_table', 'summary_table',
-           'claims_table', 'collect_results', 'claims_count', 'results_markdown', 'experiment_dirs', 'list_experiments',
-           'experiment_path', 'experiment_params', 'check_params', 'check_out_dir', 'Stopped', 'job_states',
-           'run_experiment']
+__all__ = ['PRESETS', 'BASE_PRESET', 'RUNNER_KNOBS', 'in_test', 'default_preset', 'resolve_params', 'resolve_out_dir', 'Param',
+           'parse_parameters', 'parse_presets', 'notebook_spec', 'parse_param', 'atomic_write_bytes', 'to_jsonable',
+           'source_digest', 'notebook_digest', 'job_key', 'JobContext', 'run_jobs', 'experiment_dirs',
+           'list_experiments', 'experiment_path', 'experiment_params', 'check_params', 'check_out_dir', 'Stopped',
+           'job_states', 'run_experiment']
 
 # %% ../nbs/00_foundations/07_experiments.ipynb #7530aa62
 PRESETS = ('smoke', 'quick', 'long', 'paper')
@@ -426,214 +424,16 @@ def _stop(running: dict, grace: float = 120.):
     finally:
         for s, h in old.items(): signal.signal(s, h)
 
-# %% ../nbs/00_foundations/07_experiments.ipynb #78ef4913
-@dataclass
-class Claim:
-    "A claim of a paper, declared before the run: `metric` of side `a` is `direction` (< or >) that of side `b`."
-    text: str        # the claim in words, e.g. "β-VAE's KL is smaller than the VAE's"
-    metric: str      # the record key compared
-    a: dict          # selector of side a's records, e.g. {'model': 'β-VAE'}
-    b: dict          # selector of side b's records
-    direction: str = '<'  # '<': a's metric is smaller; '>': larger
-    margin: float = 0.    # the difference must exceed this (in the metric's units)
-    source: str = ''      # where the paper says it (e.g. 'Table 1')
+# %% ../nbs/00_foundations/07_experiments.ipynb #9821d6e0
+_MOVED_TO_CLAIMS = ('Claim', 'judge', 'summarize', 'write_results', 'read_results', 'results_table', 'summary_table',
+                    'claims_table', 'collect_results', 'claims_count', 'results_markdown', 'BUDGET_KEYS')
 
-    def __post_init__(self):
-        if self.direction not in ('<', '>'): raise ValueError(f"Claim {self.text!r}: direction must be '<' or '>'")
-        if not self.a or not self.b: raise ValueError(f"Claim {self.text!r}: both sides need a selector")
-
-def _match(rec: dict, sel: dict) -> bool:
-    return all(rec.get(k) == v for k, v in sel.items())
-
-BUDGET_KEYS = ('steps', 'images_seen')
-
-def _side(records, sel, metric, claim):
-    out = {}
-    for r in records:
-        if not _match(r, sel): continue
-        if r['seed'] in out: raise ValueError(f"Claim {claim.text!r}: selector {sel} matches two records of seed {r['seed']}")
-        out[r['seed']] = r
-    return out
-
-# %% ../nbs/00_foundations/07_experiments.ipynb #c939a35a
-def judge(claim: Claim, records: list[dict]) -> dict:
-    "The verdict of `claim` over `records` (paired by seed): held / not held / undecided / not testable."
-    A, B = _side(records, claim.a, claim.metric, claim), _side(records, claim.b, claim.metric, claim)
-    for s in sorted(set(A) & set(B)):
-        for k in BUDGET_KEYS:
-            if k in A[s] and k in B[s] and A[s][k] != B[s][k]:
-                raise ValueError(f"Claim {claim.text!r} compares unequal budgets: {k} {A[s][k]} vs {B[s][k]} "
-                                 f"(seed {s}); give both sides the same budget")
-    seeds = [s for s in sorted(set(A) & set(B))
-             if isinstance(A[s].get(claim.metric), (int, float)) and isinstance(B[s].get(claim.metric), (int, float))]
-    d = [A[s][claim.metric] - B[s][claim.metric] for s in seeds]
-    sign = -1. if claim.direction == '<' else 1.
-    res = dict(claim=claim.text, metric=claim.metric, a=claim.a, b=claim.b, direction=claim.direction,
-               n_seeds=len(d), held_seeds=sum(sign * x > claim.margin for x in d),
-               diff_mean=float(np.mean(d)) if d else None, diff_se=None, verdict='not testable')
-    if len(d) >= 2:
-        m, se = float(np.mean(d)), float(np.std(d, ddof=1) / math.sqrt(len(d)))
-        res['diff_se'] = se
-        if sign * m - claim.margin > 2 * se: res['verdict'] = 'held'
-        elif sign * m - claim.margin < -2 * se: res['verdict'] = 'not held'
-        else: res['verdict'] = 'undecided'
-    return res
-
-# %% ../nbs/00_foundations/07_experiments.ipynb #c6029567
-def _num(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-def _mean_se(vals):
-    vals = [v for v in vals if _num(v)]
-    if not vals: return None, None
-    m = float(np.mean(vals))
-    return m, (float(np.std(vals, ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else None)
-
-def summarize(records: list[dict],  # one record per (configuration, seed)
-              keys: list[str],      # the configuration keys to group by
-             ) -> list[dict]:
-    "One row per configuration: its keys, `n_seeds`, and `<metric>_mean`, `<metric>_se` for every numeric metric."
-    groups = {}
-    for r in records:
-        groups.setdefault(json.dumps([r.get(k) for k in keys], default=str), []).append(r)
-    rows = []
-    for rs in groups.values():
-        row = {k: rs[0].get(k) for k in keys if k in rs[0]}
-        row['n_seeds'] = len(rs)
-        metrics = [m for m in dict.fromkeys(k for r in rs for k in r) if m not in keys and m not in ('seed', 'job')]
-        for m in metrics:
-            vals = [r.get(m) for r in rs]
-            if all(isinstance(v, dict) for v in vals if v is not None) and any(isinstance(v, dict) for v in vals):
-                subs = list(dict.fromkeys(s for v in vals if v for s in v))
-                pairs = {s: _mean_se([v.get(s) for v in vals if v]) for s in subs}
-                if any(p[0] is not None for p in pairs.values()):
-                    row[f'{m}_mean'] = {s: p[0] for s, p in pairs.items()}
-                    row[f'{m}_se'] = {s: p[1] for s, p in pairs.items()}
-            elif any(_num(v) for v in vals):
-                row[f'{m}_mean'], row[f'{m}_se'] = _mean_se(vals)
-        rows.append(row)
-    return rows
-
-# %% ../nbs/00_foundations/07_experiments.ipynb #7b00bd08
-def write_results(out_dir: str | os.PathLike,  # folder of the run
-                  experiment: str,             # experiment name, e.g. 'vae'
-                  preset: str,                 # preset the run used
-                  seeds: list[int] | int,      # the run's seeds
-                  records: list[dict],         # one dict per (configuration, seed): configuration keys, 'seed', metrics
-                  *,
-                  keys: list[str] | None = None,  # configuration keys (None: the non-numeric keys of the records)
-                  claims: list[Claim] = (),    # the claims declared before the run
-                  **extra,                     # more top-level fields (e.g. params, seconds)
-                 ) -> dict:
-    "Write the run's `results.json` (records, summary, claims' verdicts) atomically; returns its content."
-    from hybrid_gen import __version__
-    if not isinstance(records, (list, tuple)) or not all(isinstance(r, dict) for r in records):
-        raise TypeError(f"records must be a list of dicts, got {type(records).__name__}")
-    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
-    records = [r if 'seed' in r else {**r, 'seed': seeds[0]} for r in to_jsonable(list(records))]
-    if keys is None:
-        keys = [k for k in dict.fromkeys(k for r in records for k in r) if k not in ('seed', 'job')
-                and all(not _num(r[k]) and not isinstance(r[k], dict) for r in records if r.get(k) is not None)]
-    res = dict(experiment=experiment, preset=preset, seeds=seeds, version=__version__, keys=list(keys),
-               records=records, summary=to_jsonable(summarize(records, keys)),
-               claims=to_jsonable([judge(c, records) for c in claims]), **to_jsonable(extra))
-    atomic_write_bytes(Path(out_dir)/'results.json', (json.dumps(res, indent=1) + '\n').encode())
-    return res
-
-def read_results(path: str | os.PathLike) -> dict:
-    "Read a `results.json` (or a folder holding one), checking its fields."
-    path = Path(path)
-    path = path/'results.json' if path.is_dir() else path
-    res = json.loads(path.read_text())
-    missing = {'experiment', 'preset', 'version', 'records'} - set(res)
-    if missing or not ({'seeds', 'seed'} & set(res)):
-        raise ValueError(f"{path} is not a results file: missing {sorted(missing) or ['seeds']}")
-    return res
-
-# %% ../nbs/00_foundations/07_experiments.ipynb #3daa2d26
-def _fmt(v, digits):
-    if isinstance(v, float):
-        if v != 0 and (abs(v) < 10**-digits or abs(v) >= 1e6): return f'{v:.{digits}g}'
-        return f'{v:.{digits}f}'.rstrip('0').rstrip('.')
-    if isinstance(v, dict): return ', '.join(f'{k}: {_fmt(x, digits)}' for k, x in v.items())
-    if isinstance(v, list): return '[' + ', '.join(_fmt(x, digits) for x in v) + ']'
-    return '—' if v is None else str(v)
-
-def _cell(v) -> str:
-    "A table cell's text: a `|` inside it (as in q(h|d)) escaped, so that it cannot split the row."
-    return str(v).replace('|', '\\|')
-
-def _table(cols, rows) -> str:
-    head = '| ' + ' | '.join(map(_cell, cols)) + ' |\n|' + '|'.join('---' for _ in cols) + '|\n'
-    return head + ''.join('| ' + ' | '.join(map(_cell, r)) + ' |\n' for r in rows)
-
-def results_table(records: list[dict],  # result records
-                  cols: list[str] | None = None,  # columns to show (None: every key, in order of appearance)
-                  digits: int = 3,               # decimals for floats
-                 ) -> str:
-    "A Markdown table of `records`."
-    if cols is None: cols = list(dict.fromkeys(k for r in records for k in r))
-    return _table(cols, [[_fmt(r.get(c), digits) for c in cols] for r in records])
-
-# %% ../nbs/00_foundations/07_experiments.ipynb #5d24bfb7
-def _pm(m, se, digits):
-    if m is None: return '—'
-    if isinstance(m, dict):
-        return ', '.join(f'{k}: {_pm(v, (se or {}).get(k), digits)}' for k, v in m.items())
-    return _fmt(m, digits) + ('' if se is None else f' ± {_fmt(se, digits)}')
-
-def summary_table(summary: list[dict],  # rows of summarize
-                  metrics: list[str] | None = None,  # metrics to show (None: all)
-                  keys: list[str] | None = None,  # configuration columns (None: the keys before n_seeds)
-                  digits: int = 3,
-                 ) -> str:
-    "A Markdown table of a summary: configuration columns, `seeds`, then `mean ± SE` per metric."
-    if keys is None: keys = list(dict.fromkeys(k for r in summary for k in list(r)[:list(r).index('n_seeds')]))
-    if metrics is None:
-        metrics = list(dict.fromkeys(k[:-5] for r in summary for k in r if k.endswith('_mean')))
-    rows = [[_fmt(r.get(k), digits) for k in keys] + [str(r['n_seeds'])]
-            + [_pm(r.get(f'{m}_mean'), r.get(f'{m}_se'), digits) for m in metrics] for r in summary]
-    return _table(keys + ['seeds'] + metrics, rows)
-
-def claims_table(claims: list[dict],  # verdicts from judge (a results file's claims)
-                 digits: int = 3,
-                ) -> str:
-    "A Markdown table of claims: the claim, the metric, a − b as mean ± SE, seeds held, verdict."
-    rows = [[c['claim'], c['metric'], _pm(c['diff_mean'], c['diff_se'], digits),
-             f"{c['held_seeds']}/{c['n_seeds']}", f"**{c['verdict']}**"] for c in claims]
-    return _table(['claim', 'metric', 'a − b (mean ± SE)', 'seeds held', 'verdict'], rows)
-
-# %% ../nbs/00_foundations/07_experiments.ipynb #f5de28d1
-def collect_results(results_dir: str | os.PathLike) -> dict[str, dict]:
-    "Experiment name -> its committed results, for every `*.json` in `results_dir`."
-    return {p.stem: read_results(p) for p in sorted(Path(results_dir).glob('*.json'))}
-
-def claims_count(res: dict) -> str:
-    "'2 of 3 claims held (1 undecided)' for a results file with claims, '' otherwise."
-    cs = res.get('claims') or []
-    if not cs: return ''
-    n = {v: sum(c['verdict'] == v for c in cs) for v in ('held', 'not held', 'undecided', 'not testable')}
-    rest = ', '.join(f'{k} {v}' for k, v in n.items() if v and k != 'held')
-    return f"{n['held']} of {len(cs)} claims held" + (f' ({rest})' if rest else '')
-
-def results_markdown(results_dir: str | os.PathLike,  # folder of committed results files
-                     page_url: str = '{name}.html',   # link to an experiment's page; {name} is replaced
-                     digits: int = 3,                 # decimals for floats
-                    ) -> str:
-    "One Markdown section per experiment: a link to its page, its claims' count and its table."
-    out = []
-    for name, res in collect_results(results_dir).items():
-        url = page_url.format(name=name)
-        if res.get('summary'):
-            seeds = res['seeds']
-            head = (f"*{res['preset']} preset, {len(seeds)} seeds ({', '.join(map(str, seeds))}), mean ± standard error, "
-                    f"hybrid_gen {res['version']}*")
-            cc = claims_count(res)
-            table = summary_table(res['summary'], res.get('show'), res.get('keys'), digits=digits)
-            out.append(f"### [{name}]({url})\n\n{head}\n\n" + (f"**{cc}.**\n\n" if cc else '') + table)
-        else:
-            out.append(f"### [{name}]({url})\n\n*{res['preset']} preset, one seed ({res.get('seed')}), "
-                       f"hybrid_gen {res['version']}*\n\n" + results_table(res['records'], digits=digits))
-    return '\n'.join(out)
+def __getattr__(name: str):
+    "The names that moved to `hybrid_gen.claims`, still importable from this module."
+    if name in _MOVED_TO_CLAIMS:
+        import hybrid_gen.claims as claims
+        return getattr(claims, name)
+    raise AttributeError(f"module 'hybrid_gen.experiments' has no attribute {name!r}")
 
 # %% ../nbs/00_foundations/07_experiments.ipynb #fea051ca
 def experiment_dirs() -> list[Path]:
@@ -958,6 +758,7 @@ def run_experiment(name: str,                # experiment name (see list_experim
         res_path = out/'results.json'
         if not res_path.exists() or res_path.stat().st_mtime < t0:
             raise RuntimeError(f"experiment {name!r} finished without writing {res_path}")
+        from hybrid_gen.claims import read_results
         res = read_results(out)
     res['seconds'], res['out_dir'], res['notebook'] = time.time() - t0, str(out), str(out/f'{name}.ipynb')
     return res
