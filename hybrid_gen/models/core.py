@@ -292,6 +292,22 @@ class Model(nn.Module):
         for t in self.buffers(): return t.device
         return torch.device('cpu')
 
+    @property
+    def dtype(self) -> torch.dtype:
+        "The floating-point type of the parameters (or buffers; torch's default if it has neither): draws follow it."
+        for t in (*self.parameters(), *self.buffers()):
+            if t.is_floating_point(): return t.dtype
+        return torch.get_default_dtype()
+
+    def noise(self, shape: tuple, # shape of the draws, e.g. (n, z_dim)
+              generator: torch.Generator | None = None, # RNG (any device; None: torch's global RNG)
+              uniform: bool = False, # True: uniform on [0, 1) instead of standard normal
+             ) -> torch.Tensor:
+        "Standard normal (or uniform) draws in the model's `dtype` on its `device`, made on `generator`'s device."
+        dev = self.device if generator is None else generator.device
+        fn = torch.rand if uniform else torch.randn
+        return fn(*shape, generator=generator, device=dev, dtype=self.dtype).to(self.device)
+
     def check_batch(self, batch):
         "Raise a clear error unless `batch` matches `batch_spec` (called by `fit` on every batch)."
         check_spec(self, batch, self.batch_spec)
