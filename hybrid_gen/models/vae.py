@@ -160,9 +160,7 @@ def sample(self: VAE, n: int, # number of samples
            generator: torch.Generator|None=None, # RNG for reproducible samples (any device)
           ): # (n, *x_shape)
     "Mean images decoded from `n` prior draws z ~ N(0, I)."
-    dev = self.device if generator is None else generator.device
-    z = torch.randn(n, self.z_dim, generator=generator, device=dev).to(self.device)
-    return self._mean(self.p_x(z))
+    return self._mean(self.p_x(self.noise((n, self.z_dim), generator)))
 
 # %% ../../nbs/10_models/00_vae.ipynb #9e2cafa2
 def _live_kernel() -> bool:
@@ -197,7 +195,8 @@ def latent_explorer(model: VAE, # trained model
     "Static latent-traversal figure, plus (interactively) one slider per latent dim with live decoding."
     import matplotlib.pyplot as plt
     from hybrid_gen.plots import show_images, traversal_grid
-    z = torch.zeros(model.z_dim, device=model.device) if z is None else z.detach().reshape(-1).to(model.device)
+    dev, dt = model.device, model.dtype
+    z = torch.zeros(model.z_dim, device=dev, dtype=dt) if z is None else z.detach().reshape(-1).to(dev, dt)
     imgs = traversal_grid(model.decode, z, range(model.z_dim), torch.linspace(-lim, lim, n))
     fig, ax = plt.subplots(figsize=(n * 0.8, model.z_dim * 0.8))
     show_images(imgs.cpu(), nrow=n, ax=ax, title=f'latent traversal: row j sweeps z_j over [-{lim:g}, {lim:g}]')
@@ -208,7 +207,7 @@ def latent_explorer(model: VAE, # trained model
                for j, v in enumerate(z.tolist())]
     image = W.Image(format='png')
     def redraw(_=None):
-        zz = torch.tensor([s.value for s in sliders], device=model.device)
+        zz = torch.tensor([s.value for s in sliders], device=dev, dtype=dt)
         image.value = _png(model.decode(zz[None])[0])
     for s in sliders: s.observe(redraw, names='value')
     redraw()
