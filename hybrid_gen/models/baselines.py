@@ -11,7 +11,6 @@ from fastcore.basics import patch
 from ..distributions import gaussian_sample, gaussian_log_prob, kl_std_normal, laplace_log_prob
 from .core import evaluation, image_encoder, image_decoder, split_gaussian, gan_gen_loss
 from .rbvae import AppendixDModel, TwoPlayerMixin, RbVAE, pg_critic, logistic_ratio_loss
-from .rbvae import standard_normal
 
 # %% auto #0
 __all__ = ['PGVAE', 'BetaVAE', 'mws_log_qz', 'tc_decomposition', 'BetaTCVAE', 'dip_covariance', 'dip_penalty', 'DIPVAE', 'SVAE',
@@ -77,7 +76,7 @@ def sample(self: PGVAE, n: int, # number of images
            generator: torch.Generator|None=None, # RNG for reproducible samples
           ): # (n, *x_shape) in [0, 1]
     "Mean images decoded from n draws z ~ N(0, I)."
-    return self.decode(standard_normal(n, self.z_dim, self.device, generator))
+    return self.decode(self.noise((n, self.z_dim), generator))
 
 # %% ../../nbs/10_models/21_disentangling_baselines.ipynb #f31d1470
 @patch
@@ -208,7 +207,7 @@ class SVAE(TwoPlayerMixin, PGVAE):
 def _samples(self: SVAE, x): # images on [-1, 1]
     "Encoder pairs (x, z ~ q(z|x)) and generator pairs (G(z), z ~ p(z)), images on [-1, 1]."
     mu, lv = split_gaussian(self.encoder(x))
-    zh = torch.randn(len(x), self.z_dim, device=x.device)
+    zh = self.noise((len(x), self.z_dim))
     return dict(x=x, z=gaussian_sample(mu, lv)), dict(x=self.p_x(zh), z=zh)
 
 @patch
@@ -282,7 +281,7 @@ def sample(self: Mathieu2016, n: int, # number of images
            e=None, # specified codes (n, e_dim) (None: the references' e_ref)
           ): # (n, *x_shape) in [0, 1]
     "Mean images of n prior draws z ~ N(0, I) rendered with the specified code e."
-    return self.decode(standard_normal(n, self.z_dim, self.device, generator), e)
+    return self.decode(self.noise((n, self.z_dim), generator), e)
 
 # %% ../../nbs/10_models/21_disentangling_baselines.ipynb #865d870a
 @patch

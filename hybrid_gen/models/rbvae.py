@@ -13,7 +13,7 @@ from ..nets import JointDiscriminator
 from .core import Model, evaluation, image_encoder, image_decoder, split_gaussian, gan_disc_loss
 
 # %% auto #0
-__all__ = ['pg_critic', 'standard_normal', 'AppendixDModel', 'RbVAE', 'logistic_ratio_loss', 'TwoPlayerMixin', 'SRbVAE']
+__all__ = ['pg_critic', 'AppendixDModel', 'RbVAE', 'logistic_ratio_loss', 'TwoPlayerMixin', 'SRbVAE']
 
 # %% ../../nbs/10_models/20_rbvae.ipynb #04d40a86
 def pg_critic(x_shape=(3, 32, 32), # (C, H, W) of the images
@@ -28,15 +28,6 @@ def pg_critic(x_shape=(3, 32, 32), # (C, H, W) of the images
     return d
 
 # %% ../../nbs/10_models/20_rbvae.ipynb #7586facb
-def standard_normal(n: int, # number of draws
-                    dim: int, # size of each draw
-                    device, # where the draws go (the model's device)
-                    generator: torch.Generator|None=None, # RNG for reproducible draws (drawn on its own device)
-                   ) -> torch.Tensor: # (n, dim)
-    "n draws of N(0, I_dim) from `generator` (None: torch's global RNG), moved to `device`."
-    where = device if generator is None else generator.device
-    return torch.randn(n, dim, generator=generator, device=where).to(device)
-
 class AppendixDModel(Model):
     "Base of the Rb-VAE family and its baselines: networks and Laplace likelihood on [-1, 1], the paper's Adam."
     scale: float = 0.01  # Laplace scale lambda of p(x|.) on the [-1, 1] scale (set by the constructors)
@@ -138,8 +129,8 @@ def sample(self: RbVAE, n: int, # number of images
            reference: bool=False, # True: e = e_r (reference style) instead of e ~ N(0, I)
           ): # (n, *x_shape) in [0, 1]
     "Mean images of n prior draws z ~ N(0, I) and e ~ N(0, I) (or e = e_r)."
-    z = standard_normal(n, self.z_dim, self.device, generator)
-    return self.decode(z, None if reference else standard_normal(n, self.e_dim, self.device, generator))
+    z = self.noise((n, self.z_dim), generator)
+    return self.decode(z, None if reference else self.noise((n, self.e_dim), generator))
 
 # %% ../../nbs/10_models/20_rbvae.ipynb #893dce66
 @patch
@@ -224,8 +215,8 @@ def _samples(self: SRbVAE, xu, xr): # unlabelled and reference images on [-1, 1]
     (mz, lz), (me, le) = split_gaussian(self.z_encoder(xu)), split_gaussian(self.e_encoder(xu))
     mr, lr_ = split_gaussian(self.z_encoder(xr))
     q = dict(xu=xu, zu=gaussian_sample(mz, lz), eu=gaussian_sample(me, le), xr=xr, zr=gaussian_sample(mr, lr_))
-    zh, eh = (torch.randn(len(xu), d, device=xu.device) for d in (self.z_dim, self.e_dim))
-    zhr = torch.randn(len(xr), self.z_dim, device=xr.device)
+    zh, eh = self.noise((len(xu), self.z_dim)), self.noise((len(xu), self.e_dim))
+    zhr = self.noise((len(xr), self.z_dim))
     p = dict(xu=self.G(zh, eh), zu=zh, eu=eh, xr=self.G(zhr, self.ref_e(len(xr))), zr=zhr)
     return q, p
 
