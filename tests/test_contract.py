@@ -176,22 +176,7 @@ def _map_floats(batch, fn):
     return {k: _map_floats(v, fn) if isinstance(v, dict) else fn(v) for k, v in batch.items()}
 
 
-# Classes whose chapters still draw noise (or build tensors) in the default dtype, so that a `.double()` model fails
-# with "mat1 and mat2 must have the same dtype": expected failures until their chapter draws in the parameters' dtype.
-FLOAT64_PENDING = {
-    'VAE': '10_models/00_vae', 'RbVAE': '10_models/20_rbvae', 'SRbVAE': '10_models/20_rbvae',
-    **dict.fromkeys(['PGVAE', 'BetaVAE', 'BetaTCVAE', 'DIPVAE', 'SVAE'], '10_models/21_disentangling_baselines'),
-    **dict.fromkeys(['CVAE', 'CVAEGAN', 'BaoCVAEGAN', 'CGAN'], '10_models/31_conditional_baselines'),
-}
-
-
-def _float64_param(cls):
-    if cls.__name__ not in FLOAT64_PENDING: return pytest.param(cls, id=cls.__name__)
-    why = f"draws in the default dtype (to fix in nbs/{FLOAT64_PENDING[cls.__name__]}.ipynb)"
-    return pytest.param(cls, id=cls.__name__, marks=pytest.mark.xfail(reason=why, raises=RuntimeError))
-
-
-@pytest.mark.parametrize('cls', [_float64_param(c) for c in CLASSES])
+@pytest.mark.parametrize('cls', CLASSES, ids=lambda c: c.__name__)
 def test_float64(cls):
     "A `.double()` model trains, encodes and samples in float64: every draw it makes follows its parameters' dtype."
     torch.manual_seed(0)

@@ -73,7 +73,7 @@ def mean_x(self: OneHotConditional, z, y):  # z: (B, z_dim), y: (B,) labels
 @patch
 def prior_x(self: OneHotConditional, y, generator=None):  # y: (B,) labels
     "G(z, y) with z ~ N(0, I) (differentiable)."
-    return self.mean_x(torch.randn(len(y), self.z_dim, generator=generator).to(self.device), y)
+    return self.mean_x(self.noise((len(y), self.z_dim), generator), y)
 
 @patch
 @evaluation
@@ -398,7 +398,7 @@ def encode(self: CGAN, x, y,  # x: (B, *x_shape), y: (B,)
            lr: float = 0.1,  # their learning rate
           ):
     "A GAN has no posterior: {'z': the code whose image is nearest x}, argmin_z ||G(z, y) - x||^2 from z = 0."
-    z = torch.zeros(len(x), self.z_dim, device=x.device, requires_grad=True)
+    z = torch.zeros(len(x), self.z_dim, device=x.device, dtype=self.dtype, requires_grad=True)
     opt = torch.optim.Adam([z], lr=lr)
     with torch.enable_grad():
         for _ in range(steps):
