@@ -228,21 +228,11 @@ class _AdversarialInference(Model):
         "The encoder's input: x (in [-1, 1]) plus Gaussian noise of std `enc_noise`, in training mode only."
         return xm + self.enc_noise * torch.randn_like(xm) if self.training and self.enc_noise else xm
 
-    @property
-    def dtype(self) -> torch.dtype:
-        "The floating-point type of the parameters: noise is drawn in it, so a `.double()` model runs in float64."
-        return next(self.parameters()).dtype
-
-    def _normal(self, shape, generator=None):
-        "Standard normal draws of `shape` in the parameters' dtype, on the model's device (from `generator` if given)."
-        if generator is None: return torch.randn(shape, device=self.device, dtype=self.dtype)
-        return torch.randn(shape, generator=generator, device=generator.device, dtype=self.dtype).to(self.device)
-
     def _draw(self, mu, logvar, sample=True, generator=None):
-        "A reparameterised sample of N(mu, exp(logvar)) (the mean with sample=False)."
+        "A reparameterised sample of N(mu, exp(logvar)) (the mean with sample=False); noise as `Model.noise` draws it."
         if not sample: return mu
         if generator is None: return gaussian_sample(mu, logvar)
-        return mu + torch.exp(0.5 * logvar) * self._normal(mu.shape, generator)
+        return mu + torch.exp(0.5 * logvar) * self.noise(mu.shape, generator)
 
     @classmethod
     def toy(cls, x_shape=(1, 16, 16), n=8, seed=0):
@@ -348,7 +338,7 @@ def _enc_joint(self: ALI, xm): # images in [-1, 1]
 @patch
 def _dec_joint(self: ALI, n, generator=None):
     "A sample (x, z) of p(x, z) = p(z) p(x|z), x in [-1, 1]."
-    z = self._normal((n, self.z_dim), generator)
+    z = self.noise((n, self.z_dim), generator)
     return self._p_x(z), z
 
 @patch
@@ -531,7 +521,7 @@ def _enc_joint(self: HALI, xm): # images in [-1, 1]
 @patch
 def _dec_joint(self: HALI, n, generator=None):
     "A sample (x, z1, z2) of p(z2) p(z1|z2) p(x|z1) (eq 4), x in [-1, 1]."
-    z2 = self._normal((n, self.z2_dim), generator)
+    z2 = self.noise((n, self.z2_dim), generator)
     z1 = self._draw(*self._p_z1(z2), generator=generator)
     return self._p_x(z1), z1, z2
 

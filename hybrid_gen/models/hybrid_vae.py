@@ -330,18 +330,6 @@ def decode(self: HybridVAE, z, # codes (B, z_dim)
     "Mean image E[d|z] in [0, 1], (B, C, S, S)."
     return self.decode_joint(z)['d']
 
-@patch(as_prop=True)
-def dtype(self: HybridVAE) -> torch.dtype:
-    "The floating-point type of the parameters: draws are made in it, so a `.double()` model runs in float64."
-    return next(self.parameters()).dtype
-
-@patch
-def _draw(self: HybridVAE, shape, generator=None, uniform=False):
-    "Standard normal (or uniform) draws of `shape` in the parameters' dtype from `generator`, on the model's device."
-    dev = self.device if generator is None else generator.device
-    fn = torch.rand if uniform else torch.randn
-    return fn(*shape, generator=generator, device=dev, dtype=self.dtype).to(self.device)
-
 @patch
 def _sir_codes(self: HybridVAE, h, # labels (n, h_dim)
                generator=None, # RNG (any device)
@@ -349,10 +337,10 @@ def _sir_codes(self: HybridVAE, h, # labels (n, h_dim)
               ):
     "Codes (n, z_dim) ~ p(z|h) by sampling-importance-resampling: `k` draws z_i ~ p(z), one kept w.p. ~ p(h|z_i)."
     n = h.shape[0]
-    z = self._draw((k, n, self.z_dim), generator)
+    z = self.noise((k, n, self.z_dim), generator)
     mh, lh = self._p_h(self.decoder(z.reshape(-1, self.z_dim)), (k * n,))
     logw = gaussian_log_prob(h.repeat(k, 1), mh, lh).view(k, n)                 # log p(h|z_i)
-    gumbel = -torch.log(-torch.log(self._draw((k, n), generator, uniform=True).clamp(min=1e-30)))
+    gumbel = -torch.log(-torch.log(self.noise((k, n), generator, uniform=True).clamp(min=1e-30)))
     keep = (logw + gumbel).argmax(0)                                            # Gumbel-max: P(i) ~ w_i
     return z[keep, torch.arange(n, device=z.device)]
 
@@ -363,7 +351,7 @@ def sample_joint(self: HybridVAE, n, # number of pairs
                  mean=True, # means of p(d, h|z), or draws from it (with the global RNG)
                 ) -> dict:
     "Joint samples (d, h) ~ p(d, h): dict like `decode_joint` (depth draws: d masked, and the `observed` draw)."
-    z = self._draw((n, self.z_dim), generator)
+    z = self.noise((n, self.z_dim), generator)
     if mean: return self.decode_joint(z)
     p = self.p_dh(z)
     out = dict(d=gaussian_sample(p['mu_d'], p['logvar_d']).clamp(0, 1), h=gaussian_sample(p['mu_h'], p['logvar_h']))
@@ -380,7 +368,7 @@ def sample(self: HybridVAE, n, # number of images
            k=256, # given h: prior draws per label for the resampling
           ):
     "Mean images (n, C, S, S) of z ~ p(z), or of z ~ p(z|h) by sampling-importance-resampling with `k` draws."
-    if h is None: return self.decode_joint(self._draw((n, self.z_dim), generator))['d']
+    if h is None: return self.decode_joint(self.noise((n, self.z_dim), generator))['d']
     if tuple(h.shape) != (n, self.h_dim):
         raise ValueError(f"HybridVAE.sample: h must have shape ({n}, {self.h_dim}), got {tuple(h.shape)}")
     return self.decode_joint(self._sir_codes(h, generator, k))['d']
