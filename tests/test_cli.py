@@ -21,7 +21,8 @@ def test_parameters_cell_survives_nbdev_clean(name):
     import papermill as pm
     ps = experiment_params(name)
     assert list(ps)[0] == 'preset' and list(ps)[1] in ('seeds', 'seed')
-    assert list(ps)[2:5] == ['device', 'data_dir', 'out_dir']
+    std = [k for k in list(ps)[2:7] if k not in ('data', 'download')]  # the optional data-set knobs
+    assert std[:3] == ['device', 'data_dir', 'out_dir']
     assert list(pm.inspect_notebook(str(list_experiments()[name]))) == list(ps)
 
 
