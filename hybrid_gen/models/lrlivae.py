@@ -205,13 +205,13 @@ def mean_x(self: LrLiVAE, zs, zu):  # (B, zs_dim), (B, zu_dim)
 @patch
 def sample_zs(self: LrLiVAE, y, eps=None, generator=None):  # y: (B,) labels; eps: (B, zs_dim) or None
     "z_s = mu_y + sigma_y * eps, eps ~ N(0, I): the SAME sigma (a std) as in L_lkd's N(mu_y, sigma_y^2)."
-    if eps is None: eps = torch.randn(len(y), self.zs_dim, generator=generator).to(self.gm.mu.device)
+    if eps is None: eps = self.noise((len(y), self.zs_dim), generator)
     return self.gm.mu[y] + self.gm.sigma[y] * eps
 
 @patch
 def prior_x(self: LrLiVAE, y, generator=None):  # y: (B,) labels
     "Decoded prior draws G(z_s, z_u), z_s ~ N(mu_y, sigma_y^2), z_u ~ N(0, I) (differentiable; `sample` evaluates)."
-    zu = torch.randn(len(y), self.zu_dim, generator=generator).to(self.device)
+    zu = self.noise((len(y), self.zu_dim), generator)
     return self.mean_x(self.sample_zs(y, generator=generator), zu)
 
 # %% ../../nbs/10_models/30_lrlivae.ipynb #99aec433
