@@ -8,7 +8,7 @@ import hashlib, json, math, os, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
-from .experiments import to_jsonable, atomic_write_bytes
+from .experiments import to_jsonable, atomic_write_bytes, _same_job
 
 # %% auto #0
 __all__ = ['KINDS', 'BUDGET_KEYS', 'LEDGER', 'VERDICTS', 'betainc_reg', 't_sf', 't_cdf', 't_ppf', 'paired_t', 'holm', 'Claim',
@@ -252,10 +252,6 @@ def declare(claims: list[Claim],  # the experiment's claims
     return claims
 
 # %% ../nbs/00_foundations/07a_claims.ipynb #46812bea
-def _identity(cfg_json: dict) -> str:
-    "What a job is, whatever code ran it: its configuration, seed and shared context."
-    return json.dumps({k: cfg_json.get(k) for k in ('cfg', 'seed', 'context')}, sort_keys=True, default=str)
-
 def job_times(out: str | os.PathLike | None, records: list[dict]) -> dict:
     "Job key -> (started, finished) of the EARLIEST job of the run folder with that configuration and seed."
     times = {}
@@ -267,7 +263,8 @@ def job_times(out: str | os.PathLike | None, records: list[dict]) -> dict:
         rec = json.loads(p.read_text())
         fin = rec.get('finished', p.stat().st_mtime)
         span = (rec.get('started', fin - rec.get('job_seconds', 0.)), fin)
-        ident[d.name] = key = _identity(json.loads(c.read_text()))
+        cj = json.loads(c.read_text())
+        ident[d.name] = key = _same_job(cj.get('cfg'), cj.get('seed'), cj.get('context'))  # what it is, code aside
         old = first.get(key)
         first[key] = span if old is None else (min(old[0], span[0]), min(old[1], span[1]))
     for r in records:

@@ -197,7 +197,7 @@ def _source_digest() -> str:
     return h.hexdigest()[:16]
 
 def notebook_digest() -> str:
-    "A digest of the code cells this IPython session has run so far (its `In` history, up to the running cell)."
+    "A digest of the code cells the kernel has run so far (IPython's `In` history, up to the running cell)."
     ip = None
     if 'IPython' in sys.modules:
         try: ip = sys.modules['IPython'].get_ipython()
@@ -278,13 +278,13 @@ def _die_with_parent(parent: int):
     if os.getppid() != parent: os.kill(os.getpid(), signal.SIGTERM)  # the parent died before prctl
 
 def _fork_job(job, cfg, seed, jdir, threads) -> int:
-    "Start one job in a forked process, in a session of its own; returns its pid."
+    "Start one job in a forked process, detached with setsid; returns its pid."
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child
         code = 1
         try:
-            # its own session: a signal to the notebook's process group (a terminal's Ctrl-C, a kernel manager that
+            # setsid: a signal to the notebook's process group (a terminal's Ctrl-C, a kernel manager that
             # kills the kernel's group, ipykernel terminating its group's children at shutdown) does not reach the
             # job; only the notebook's SIGTERM does, once, and each fit finishes its step and saves
             os.setsid()

@@ -71,17 +71,23 @@ def moved_text(before: list, after: list) -> str:
     return head + f"{len(rows)} of {len(after)} verdicts moved: {moved}."
 
 
-def rejudge(name: str, write: bool = True) -> tuple[list, list]:
-    from hybrid_gen.claims import judge_claims, claims_digest, claims_table, verdict_summary
-    rpath, npath = EXP/'results'/f'{name}.json', EXP/f'{name}.ipynb'
-    res = json.loads(rpath.read_text())
-    claims = notebook_claims(npath, res.get('params') or {})
-    before = res['claims']
-    old_texts, new_texts = [c['claim'] for c in before], [c.text for c in claims]
+def judged(name: str) -> tuple[dict, list, list]:
+    "(committed results, the notebook's claims, their verdicts now) of experiment `name`."
+    from hybrid_gen.claims import judge_claims
+    res = json.loads((EXP/'results'/f'{name}.json').read_text())
+    claims = notebook_claims(EXP/f'{name}.ipynb', res.get('params') or {})
+    old_texts, new_texts = [c['claim'] for c in res['claims']], [c.text for c in claims]
     if old_texts != new_texts:
         raise ValueError(f"{name}: the notebook's claims are not the ones the committed run judged:\n"
                          f"{set(old_texts) ^ set(new_texts)}")
-    after = judge_claims(claims, res['records'], post_hoc=POST_HOC.get(name, {}))
+    return res, claims, judge_claims(claims, res['records'], post_hoc=POST_HOC.get(name, {}))
+
+
+def rejudge(name: str, write: bool = True) -> tuple[list, list]:
+    from hybrid_gen.claims import claims_digest, claims_table, verdict_summary
+    rpath, npath = EXP/'results'/f'{name}.json', EXP/f'{name}.ipynb'
+    res, claims, after = judged(name)
+    before = res['claims']
     if 'rejudged_from' not in res:
         res['rejudged_from'] = [dict(claim=c['claim'], verdict=c['verdict']) for c in before]
     res.update(claims=after, claims_digest=claims_digest(claims), evidence=True, headline=HEADLINE[name], alpha=0.05,
@@ -109,10 +115,7 @@ def main(argv: list[str]) -> int:
     bad = 0
     for name in names:
         if check:
-            from hybrid_gen.claims import judge_claims
-            res = json.loads((EXP/'results'/f'{name}.json').read_text())
-            claims = notebook_claims(EXP/f'{name}.ipynb', res.get('params') or {})
-            fresh = judge_claims(claims, res['records'], post_hoc=POST_HOC.get(name, {}))
+            res, _, fresh = judged(name)
             same = [a['verdict'] for a in fresh] == [c['verdict'] for c in res['claims']]
             print(f"{name}: {'ok' if same else 'verdicts differ from a fresh judgement'}")
             bad += not same
